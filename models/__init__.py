@@ -1,0 +1,1 @@
+"""Torch-only models (no Spark, no Airflow)."""

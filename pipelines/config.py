@@ -1,0 +1,48 @@
+"""Typed, frozen configuration shared by the jobs.
+
+Every value has a default that runs on one laptop (`local[*]`, a local Delta
+root); environment variables let a deployment point the same code elsewhere
+without editing it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+ENV_LAKEHOUSE_ROOT = "TIGERTWIN_LAKEHOUSE_ROOT"
+ENV_SPARK_MASTER = "TIGERTWIN_SPARK_MASTER"
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How to build the SparkSession."""
+
+    app_name: str = "tigertwin"
+    # None: local[*] when run as a plain script, the launcher's master under spark-submit.
+    master: str | None = None
+    # Shuffle partitions: Spark's default 200 is for clusters; 8 keeps local stages snappy.
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    ui_enabled: bool = False
+    # Extra `spark.*` settings, applied last, e.g. {"spark.executor.memory": "8g"}.
+    extra_conf: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> SparkConfig:
+        master = os.environ.get(ENV_SPARK_MASTER) or None
+        return cls(**{"master": master, **overrides})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class LakehouseConfig:
+    """Where the Delta tables live: a local path or any URI delta-rs supports (s3://, gs://, az://)."""
+
+    root: str = "lakehouse"
+    # delta-rs / pyarrow storage options (credentials, endpoints) for object stores.
+    storage_options: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> LakehouseConfig:
+        root = os.environ.get(ENV_LAKEHOUSE_ROOT, cls.root)
+        return cls(**{"root": root, **overrides})  # type: ignore[arg-type]

@@ -1,0 +1,254 @@
+"""Executor side of a Delta write: Parquet files laid out hive-style, with Delta stats.
+
+Pure pyarrow: no Spark, no delta-rs. Each Spark task feeds its Arrow batches
+to one `PartitionedFileWriter`, which keeps one open Parquet file per partition
+value (rolled over at `max_rows_per_file`) and returns `DataFile` records that
+the driver turns into Delta AddActions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+# Partition values become directory names and Delta log paths verbatim, so they
+# are restricted to characters that need no escaping in either.
+_SAFE_PARTITION_VALUE = re.compile(r"^[A-Za-z0-9._+\-]+$")
+# Delta readers compare string stats as prefixes; long strings are left out rather than truncated.
+_MAX_STRING_STAT_LEN = 32
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One written Parquet file, relative to the table root (what an AddAction needs)."""
+
+    path: str
+    size: int
+    partition_values: dict[str, str | None]
+    modification_time: int
+    stats: str
+
+
+def partition_value_to_str(value: Any, column: str) -> str | None:
+    """Delta's string form of a partition value; refuses characters that would need escaping."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        text = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    elif isinstance(value, dt.date):
+        text = value.isoformat()
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    if not _SAFE_PARTITION_VALUE.match(text):
+        raise ValueError(
+            f"partition column {column!r} has value {text!r}; partition values may only "
+            "contain letters, digits and . _ + - (they become directory names)"
+        )
+    return text
+
+
+def partition_dir(partition_values: dict[str, str | None]) -> str:
+    return "".join(
+        f"{col}={NULL_PARTITION if val is None else val}/" for col, val in partition_values.items()
+    )
+
+
+def _stat_value(value: Any, upper: bool) -> Any:
+    """A JSON-safe min/max that still bounds the data (timestamps rounded outward to ms)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        ms = value.microsecond // 1000
+        rounded = value.replace(microsecond=ms * 1000)
+        if upper and rounded < value:
+            rounded += dt.timedelta(milliseconds=1)
+        return rounded.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def column_stats(table: pa.Table) -> str:
+    """Delta file stats: numRecords, nullCount for every column, min/max where they are exact."""
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for field, column in zip(table.schema, table.columns, strict=True):
+        nulls[field.name] = column.null_count
+        kind = field.type
+        if column.null_count == len(column) or not (
+            pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_temporal(kind)
+            or pa.types.is_boolean(kind)
+        ):
+            continue
+        if pa.types.is_boolean(kind):
+            continue  # Delta keeps no min/max for booleans
+        lo, hi = pc.min_max(column).values()
+        lo, hi = lo.as_py(), hi.as_py()
+        if pa.types.is_floating(kind) and (
+            pc.any(pc.is_nan(column)).as_py() or math.isinf(lo) or math.isinf(hi)
+        ):
+            continue
+        if pa.types.is_string(kind) and max(len(lo), len(hi)) > _MAX_STRING_STAT_LEN:
+            continue
+        mins[field.name] = _stat_value(lo, upper=False)
+        maxs[field.name] = _stat_value(hi, upper=True)
+    return json.dumps(
+        {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+    )
+
+
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    """Reorder and cast a batch to the table schema; errors name the column."""
+    names = set(batch.schema.names)
+    missing = [f.name for f in schema if f.name not in names]
+    extra = sorted(names - set(schema.names))
+    if missing or extra:
+        raise ValueError(f"columns do not match the table schema: missing {missing}, unexpected {extra}")
+    arrays = []
+    for field in schema:
+        column = batch.column(field.name)
+        if not column.type.equals(field.type):
+            try:
+                column = column.cast(field.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(
+                    f"column {field.name!r}: cannot store {column.type} as {field.type}: {exc}"
+                ) from exc
+        if not field.nullable and column.null_count:
+            raise ValueError(
+                f"column {field.name!r} is NOT NULL in the table schema but {column.null_count} "
+                "row(s) of this batch are null"
+            )
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class PartitionedFileWriter:
+    """Writes one task's rows into `<table>/<col=val/...>part-<write_id>-<uuid>.snappy.parquet`."""
+
+    def __init__(
+        self,
+        table_uri: str,
+        schema: pa.Schema,
+        partition_by: tuple[str, ...],
+        write_id: str,
+        filesystem: pafs.FileSystem,
+        root_path: str,
+        max_rows_per_file: int = 5_000_000,
+    ) -> None:
+        self.schema = schema
+        self.partition_by = partition_by
+        self.data_schema = pa.schema([f for f in schema if f.name not in partition_by])
+        self.write_id = write_id
+        self.fs = filesystem
+        self.root_path = root_path.rstrip("/")
+        self.max_rows_per_file = max_rows_per_file
+        self._open: dict[tuple, tuple[pq.ParquetWriter, str, list[pa.Table], int]] = {}
+        self._done: list[DataFile] = []
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        table = conform_batch(batch, self.schema)
+        if table.num_rows == 0:
+            return
+        if not self.partition_by:
+            self._append((), table)
+            return
+        keys = table.select(list(self.partition_by)).group_by(list(self.partition_by)).aggregate([])
+        for key_row in keys.to_pylist():
+            mask = None
+            for col in self.partition_by:
+                value = key_row[col]
+                cond = pc.is_null(table[col]) if value is None else pc.equal(table[col], value)
+                mask = cond if mask is None else pc.and_(mask, cond)
+            key = tuple(partition_value_to_str(key_row[c], c) for c in self.partition_by)
+            self._append(key, table.filter(mask))
+
+    def _append(self, key: tuple, table: pa.Table) -> None:
+        state = self._open.get(key)
+        if state is None:
+            rel = partition_dir(dict(zip(self.partition_by, key, strict=True)))
+            rel += f"part-{self.write_id}-{uuid.uuid4().hex}.snappy.parquet"
+            self.fs.create_dir(f"{self.root_path}/{rel}".rsplit("/", 1)[0], recursive=True)
+            sink = self.fs.open_output_stream(f"{self.root_path}/{rel}")
+            writer = pq.ParquetWriter(sink, self.data_schema, compression="snappy")
+            state = (writer, rel, [], 0)
+        writer, rel, stat_parts, rows = state
+        data = table.select(self.data_schema.names)
+        writer.write_table(data)
+        stat_parts.append(data)
+        rows += data.num_rows
+        self._open[key] = (writer, rel, stat_parts, rows)
+        if rows >= self.max_rows_per_file:
+            self._close(key)
+
+    def _close(self, key: tuple) -> None:
+        writer, rel, stat_parts, _ = self._open.pop(key)
+        writer.close()
+        info = self.fs.get_file_info(f"{self.root_path}/{rel}")
+        mtime = info.mtime_ns // 1_000_000 if info.mtime_ns else 0
+        self._done.append(
+            DataFile(
+                path=rel,
+                size=info.size,
+                partition_values=dict(zip(self.partition_by, key, strict=True)),
+                modification_time=mtime,
+                stats=column_stats(pa.concat_tables(stat_parts)),
+            )
+        )
+
+    def close(self) -> list[DataFile]:
+        for key in list(self._open):
+            self._close(key)
+        return self._done
+
+
+def filesystem_for(table_uri: str, storage_options: dict[str, str] | None = None):
+    """(pyarrow filesystem, path inside it) for a local path or any URI pyarrow knows."""
+    if "://" not in table_uri:
+        import os
+
+        table_uri = os.path.abspath(table_uri)
+        return pafs.LocalFileSystem(), table_uri
+    if storage_options and table_uri.startswith("s3://"):
+        fs = pafs.S3FileSystem(
+            access_key=storage_options.get("AWS_ACCESS_KEY_ID"),
+            secret_key=storage_options.get("AWS_SECRET_ACCESS_KEY"),
+            region=storage_options.get("AWS_REGION"),
+            endpoint_override=storage_options.get("AWS_ENDPOINT_URL"),
+        )
+        return fs, table_uri.removeprefix("s3://")
+    return pafs.FileSystem.from_uri(table_uri)
+
+
+def delete_files_of_write(
+    fs: pafs.FileSystem, root_path: str, write_id: str
+) -> list[str]:
+    """Remove every data file a write created (found by its write id); returns what was removed."""
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(root_path, recursive=True, allow_not_found=True))
+    except FileNotFoundError:
+        return []
+    marker = f"part-{write_id}-"
+    removed = []
+    for info in infos:
+        if info.type == pafs.FileType.File and info.base_name.startswith(marker):
+            fs.delete_file(info.path)
+            removed.append(info.path)
+    return removed

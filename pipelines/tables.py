@@ -1,0 +1,133 @@
+"""The catalog: every Delta table's name, schema, key and partitioning, in one place.
+
+Schemas are Arrow schemas (the physical contract the Parquet files and the
+Delta log share); Spark schemas are derived from them. Writes are checked
+against these schemas and fail with the column's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from pipelines.config import LakehouseConfig
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str  # "<layer>.<table>", e.g. "silver.events"
+    schema: pa.Schema
+    key: tuple[str, ...]
+    partition_by: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def view_name(self) -> str:
+        """SQL-friendly name for Spark/DuckDB views: silver.events -> silver_events."""
+        return self.name.replace(".", "_")
+
+    @property
+    def data_columns(self) -> list[str]:
+        return [f.name for f in self.schema if f.name not in self.partition_by]
+
+    def spark_schema(self):  # -> pyspark StructType; imported lazily to keep this module JVM-free
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return from_arrow_schema(self.schema)
+
+
+def _schema(*fields: pa.Field) -> pa.Schema:
+    return pa.schema(list(fields))
+
+
+SILVER_ITEMS = TableSpec(
+    name="silver.items",
+    schema=_schema(
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("brand", pa.string()),
+        pa.field("categories", pa.list_(pa.field("element", pa.string()))),
+        pa.field("description", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("updated_at", _TS, nullable=False),
+    ),
+    key=("item_id",),
+    description="One row per catalog item; content_hash changes when any content field does.",
+)
+
+SILVER_EVENTS = TableSpec(
+    name="silver.events",
+    schema=_schema(
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("ts", _TS, nullable=False),
+        pa.field("event_type", pa.string(), nullable=False),
+        pa.field("rating", pa.float64()),
+        pa.field("completion", pa.float64()),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("event_date", pa.date32(), nullable=False),
+    ),
+    key=("user_id", "item_id", "ts"),
+    partition_by=("event_date",),
+    description="User-item interactions; completion in [0, 1] or null when unknown.",
+)
+
+OPS_QUARANTINE = TableSpec(
+    name="ops.quarantine",
+    schema=_schema(
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("row_number", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("raw", pa.string()),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("table", pa.string(), nullable=False),
+    ),
+    key=("table", "run_id", "source", "row_number"),
+    partition_by=("table",),
+    description="Rows a job refused, with the file, 1-based row number and reason.",
+)
+
+OPS_METRICS = TableSpec(
+    name="ops.metrics",
+    schema=_schema(
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("ts", _TS, nullable=False),
+        pa.field("job", pa.string(), nullable=False),
+    ),
+    key=("job", "run_id", "metric"),
+    partition_by=("job",),
+    description="One row per (job run, metric).",
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (SILVER_ITEMS, SILVER_EVENTS, OPS_QUARANTINE, OPS_METRICS)
+}
+
+
+def get_spec(name: str) -> TableSpec:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; the catalog has {sorted(TABLES)}") from None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Maps table names to locations under one lakehouse root."""
+
+    config: LakehouseConfig = LakehouseConfig()
+
+    def location(self, name: str) -> str:
+        layer, table = get_spec(name).name.split(".", 1)
+        root = self.config.root.rstrip("/")
+        return f"{root}/{layer}/{table}"
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        return dict(self.config.storage_options)
