@@ -156,6 +156,8 @@ def write_table(
 ) -> int:
     """Write a catalog table with its schema and partitioning enforced."""
     spec = get_spec(name)
+    if spec.partition_by:  # one task per partition value -> one file per partition, not one per task
+        df = df.repartition(*spec.partition_by)
     return write_delta(
         spark,
         df,

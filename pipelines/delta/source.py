@@ -17,7 +17,12 @@ import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterCommitMessage
 from pyspark.sql.types import StructType
 
-from pipelines.delta.files import DataFile, PartitionedFileWriter, delete_files_of_write, filesystem_for
+from pipelines.delta.files import (
+    DataFile,
+    PartitionedFileWriter,
+    delete_files_of_write,
+    filesystem_for,
+)
 
 log = logging.getLogger(__name__)
 

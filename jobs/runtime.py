@@ -1,0 +1,45 @@
+"""What every job entry point shares: the common flags, logging, and building the session from them."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+
+from pipelines.config import ENV_LAKEHOUSE_ROOT, ENV_SPARK_MASTER, LakehouseConfig, SparkConfig
+from pipelines.tables import Catalog
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True) -> None:
+    group = parser.add_argument_group("lakehouse and Spark")
+    group.add_argument(
+        "--lakehouse", default=os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root),
+        help=f"Delta root: a path or URI (env {ENV_LAKEHOUSE_ROOT}; default %(default)s)",
+    )
+    group.add_argument(
+        "--master", default=os.environ.get(ENV_SPARK_MASTER),
+        help=f"Spark master URL (env {ENV_SPARK_MASTER}); default local[*], or spark-submit's",
+    )
+    group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    if run_date:
+        group.add_argument(
+            "--run-date", type=dt.date.fromisoformat, default=dt.date.today(),
+            help="logical date of the run, YYYY-MM-DD (Airflow passes {{ ds }}); default today",
+        )
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "matplotlib", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def catalog_from(args: argparse.Namespace) -> Catalog:
+    return Catalog(LakehouseConfig(root=args.lakehouse))
+
+
+def spark_from(args: argparse.Namespace, app_name: str):
+    from pipelines.spark import build_spark_session
+
+    return build_spark_session(SparkConfig(app_name=app_name, master=args.master))
