@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConcurrentWriteError",
+    "DeltaWriteError",
     "SchemaMismatchError",
     "has_delta_connector",
     "read_delta",
@@ -81,6 +82,8 @@ def write_delta(
     target = schema if schema is not None else _arrow_schema_of(df)
     check_schema(target, _arrow_schema_of(df), f"writing {uri}")
     df = df.select(*target.names)
+    if partition_by:  # one task per partition value -> one file per partition, not one per task
+        df = df.repartition(*partition_by)
 
     if has_delta_connector(spark):
         return _write_with_connector(spark, df, uri, mode, partition_by, replace_partitions)
@@ -102,8 +105,28 @@ def write_delta(
     if replace_partitions is not None:
         writer = writer.option("replace_partitions", json.dumps(list(replace_partitions), default=str))
     log.info("writing %s (mode=%s, write id %s)", uri, mode, write_id)
-    writer.save()
+    try:
+        writer.save()
+    except Exception as exc:
+        raise DeltaWriteError(f"writing {uri} failed, table unchanged: {_python_cause(exc)}") from exc
     return table_version(uri, storage_options)
+
+
+class DeltaWriteError(RuntimeError):
+    """A write failed in a task or at commit; its files were removed and the table is as it was."""
+
+
+def _python_cause(exc: Exception) -> str:
+    """The Python error inside Spark's wrapping (the message people need), else the first line."""
+    import re
+
+    text = str(exc)
+    causes = re.findall(r"^(?:\w+\.)*(\w+(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
+    python_side = [c for c in causes if not c[0].startswith(("Py4J", "Spark", "Python"))]
+    if python_side:
+        name, message = python_side[-1]
+        return f"{name}: {message}"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def read_delta(
@@ -156,8 +179,6 @@ def write_table(
 ) -> int:
     """Write a catalog table with its schema and partitioning enforced."""
     spec = get_spec(name)
-    if spec.partition_by:  # one task per partition value -> one file per partition, not one per task
-        df = df.repartition(*spec.partition_by)
     return write_delta(
         spark,
         df,

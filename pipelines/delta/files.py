@@ -237,6 +237,20 @@ def filesystem_for(table_uri: str, storage_options: dict[str, str] | None = None
     return pafs.FileSystem.from_uri(table_uri)
 
 
+ABORT_MARKERS = "_tigertwin_aborted"
+
+
+def mark_aborted(fs: pafs.FileSystem, root_path: str, write_id: str) -> None:
+    """Tell late tasks of this write to remove their own files (readers skip `_` folders)."""
+    fs.create_dir(f"{root_path}/{ABORT_MARKERS}", recursive=True)
+    with fs.open_output_stream(f"{root_path}/{ABORT_MARKERS}/{write_id}") as out:
+        out.write(b"aborted")
+
+
+def is_aborted(fs: pafs.FileSystem, root_path: str, write_id: str) -> bool:
+    return fs.get_file_info(f"{root_path}/{ABORT_MARKERS}/{write_id}").type != pafs.FileType.NotFound
+
+
 def delete_files_of_write(
     fs: pafs.FileSystem, root_path: str, write_id: str
 ) -> list[str]:

@@ -22,6 +22,8 @@ from pipelines.delta.files import (
     PartitionedFileWriter,
     delete_files_of_write,
     filesystem_for,
+    is_aborted,
+    mark_aborted,
 )
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,12 @@ class DeltaArrowWriter(DataSourceArrowWriter):
         try:
             for batch in iterator:
                 writer.write(batch)
-            return FilesWritten(writer.close())
+            files = writer.close()
+            # A sibling task may have failed and abort() swept already: our files are then strays.
+            # abort() marks before it sweeps and we check after closing, so one of us removes them.
+            if is_aborted(fs, root, self.opts.write_id):
+                raise RuntimeError(f"write {self.opts.write_id} was aborted")
+            return FilesWritten(files)
         except BaseException:
             # This task's own files; abort() also sweeps by write id in case the task died hard.
             delete_files_of_write(fs, root, self.opts.write_id)
@@ -133,5 +140,6 @@ class DeltaArrowWriter(DataSourceArrowWriter):
 
     def _cleanup(self) -> None:
         fs, root = filesystem_for(self.opts.path, self.opts.storage_options)
+        mark_aborted(fs, root, self.opts.write_id)
         removed = delete_files_of_write(fs, root, self.opts.write_id)
         log.warning("write %s to %s aborted; removed %d file(s)", self.opts.write_id, self.opts.path, len(removed))

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from pipelines.ingest.records import BadRow, coerce_event, coerce_item
+from pipelines.ingest.records import EVENT_COLUMNS, ITEM_COLUMNS, BadRow, coerce_event, coerce_item
 
 Kind = Literal["events", "items"]
 RawRecords = list[dict[str, Any]]
@@ -178,6 +178,8 @@ def parse_lines(lines: pd.DataFrame, fmt: LineFormat) -> pd.DataFrame:
     coerce = (
         (lambda raw: coerce_event(raw, fmt.event_type)) if fmt.kind == "events" else coerce_item
     )
+    columns = [*(EVENT_COLUMNS if fmt.kind == "events" else ITEM_COLUMNS), "source", "row_number", "error", "raw"]
+    empty = dict.fromkeys(columns)  # bad rows: every silver column null (not NaN: lists must stay None)
     out: list[dict[str, Any]] = []
     for source, row_number, line in zip(
         lines["source"], lines["row_number"], lines["line"], strict=True
@@ -187,12 +189,12 @@ def parse_lines(lines: pd.DataFrame, fmt: LineFormat) -> pd.DataFrame:
                 raise BadRow(f"unparseable: not valid {fmt.encoding} text")
             records = [coerce(raw) for raw in fmt.parse(line)]  # all or nothing per line
         except BadRow as exc:
-            out.append({"source": source, "row_number": row_number, "error": str(exc), "raw": line})
+            out.append({**empty, "source": source, "row_number": row_number, "error": str(exc), "raw": line})
             continue
         for record in records:
             record.update(source=source, row_number=row_number, error=None, raw=None)
             out.append(record)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=columns)
 
 
 # Where each format's files lie inside a dataset folder, in the published layout.

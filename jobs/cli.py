@@ -1,0 +1,31 @@
+"""`tigertwin`: one command, one sub-command per job (each also runs as `python -m jobs.<name>`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command -> job module; each module has build_parser(parser) and run(args).
+COMMANDS = {
+    "synth": "jobs.synth",
+    "ingest": "jobs.ingest",
+    "sql": "jobs.sql",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tigertwin", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        modules[name] = module
+        module.build_parser(sub.add_parser(name, help=summary.split(": ", 1)[-1]))
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

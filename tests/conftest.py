@@ -1,0 +1,40 @@
+"""Shared fixtures: one local SparkSession for the whole run, a fresh lakehouse per test."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from pipelines.config import LakehouseConfig, SparkConfig
+from pipelines.tables import Catalog
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pipelines.spark import build_spark_session
+
+    session = build_spark_session(
+        SparkConfig(app_name="tigertwin-tests", master="local[2]", shuffle_partitions=2, driver_memory="2g")
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def catalog(tmp_path) -> Catalog:
+    return Catalog(LakehouseConfig(root=str(tmp_path / "lakehouse")))
+
+
+@pytest.fixture
+def shared_data() -> pathlib.Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
