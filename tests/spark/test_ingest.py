@@ -148,7 +148,7 @@ def test_synthetic_ingest_is_idempotent_and_merges(spark, catalog, tmp_path):
 def test_real_movielens_counts(spark, catalog, shared_data):
     report = run_ingest(spark, catalog, _config(
         "movielens", [shared_data / "ml-100k/u.data"], [shared_data / "ml-100k/u.item"], dataset="ml-100k"))
-    lines = sum(1 for line in open(shared_data / "ml-100k/u.data", "rb") if line.strip())
+    lines = sum(1 for line in (shared_data / "ml-100k/u.data").read_bytes().splitlines() if line.strip())
     events = read_table(spark, catalog, "silver.events")
     assert report.counts["quarantined"] == 0
     assert events.count() == lines and report.counts["items_written"] == 1682
