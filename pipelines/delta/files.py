@@ -81,37 +81,61 @@ def _stat_value(value: Any, upper: bool) -> Any:
     return value
 
 
-def column_stats(table: pa.Table) -> str:
-    """Delta file stats: numRecords, nullCount for every column, min/max where they are exact."""
-    mins: dict[str, Any] = {}
-    maxs: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for field, column in zip(table.schema, table.columns, strict=True):
-        nulls[field.name] = column.null_count
-        kind = field.type
-        if column.null_count == len(column) or not (
-            pa.types.is_integer(kind)
-            or pa.types.is_floating(kind)
-            or pa.types.is_string(kind)
-            or pa.types.is_temporal(kind)
-            or pa.types.is_boolean(kind)
-        ):
-            continue
-        if pa.types.is_boolean(kind):
-            continue  # Delta keeps no min/max for booleans
-        lo, hi = pc.min_max(column).values()
-        lo, hi = lo.as_py(), hi.as_py()
-        if pa.types.is_floating(kind) and (
-            pc.any(pc.is_nan(column)).as_py() or math.isinf(lo) or math.isinf(hi)
-        ):
-            continue
-        if pa.types.is_string(kind) and max(len(lo), len(hi)) > _MAX_STRING_STAT_LEN:
-            continue
-        mins[field.name] = _stat_value(lo, upper=False)
-        maxs[field.name] = _stat_value(hi, upper=True)
-    return json.dumps(
-        {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+def _has_exact_min_max(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        or pa.types.is_string(kind) or pa.types.is_temporal(kind)
     )
+
+
+class ColumnStats:
+    """Delta file stats, accumulated batch by batch so a file's rows need not stay in memory.
+
+    numRecords, nullCount for every column, and min/max where they are exact
+    (no NaN/inf floats, strings of at most 32 chars; no lists or booleans).
+    """
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.rows = 0
+        self.nulls = {f.name: 0 for f in schema}
+        self.mins: dict[str, Any] = {}
+        self.maxs: dict[str, Any] = {}
+        self.inexact: set[str] = {f.name for f in schema if not _has_exact_min_max(f.type)}
+
+    def update(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        for field, column in zip(table.schema, table.columns, strict=True):
+            name = field.name
+            self.nulls[name] += column.null_count
+            if name in self.inexact or column.null_count == len(column):
+                continue
+            lo, hi = (v.as_py() for v in pc.min_max(column).values())
+            if pa.types.is_floating(field.type) and (
+                pc.any(pc.is_nan(column)).as_py() or math.isinf(lo) or math.isinf(hi)
+            ):
+                self.inexact.add(name)
+                continue
+            if pa.types.is_string(field.type) and max(len(lo), len(hi)) > _MAX_STRING_STAT_LEN:
+                self.inexact.add(name)
+                continue
+            self.mins[name] = lo if name not in self.mins else min(self.mins[name], lo)
+            self.maxs[name] = hi if name not in self.maxs else max(self.maxs[name], hi)
+
+    def to_json(self) -> str:
+        exact = [n for n in self.mins if n not in self.inexact]
+        return json.dumps({
+            "numRecords": self.rows,
+            "minValues": {n: _stat_value(self.mins[n], upper=False) for n in exact},
+            "maxValues": {n: _stat_value(self.maxs[n], upper=True) for n in exact},
+            "nullCount": self.nulls,
+        })
+
+
+def column_stats(table: pa.Table) -> str:
+    stats = ColumnStats(table.schema)
+    stats.update(table)
+    return stats.to_json()
 
 
 def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
@@ -160,7 +184,7 @@ class PartitionedFileWriter:
         self.fs = filesystem
         self.root_path = root_path.rstrip("/")
         self.max_rows_per_file = max_rows_per_file
-        self._open: dict[tuple, tuple[pq.ParquetWriter, str, list[pa.Table], int]] = {}
+        self._open: dict[tuple, tuple[pq.ParquetWriter, str, ColumnStats]] = {}
         self._done: list[DataFile] = []
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -188,18 +212,17 @@ class PartitionedFileWriter:
             self.fs.create_dir(f"{self.root_path}/{rel}".rsplit("/", 1)[0], recursive=True)
             sink = self.fs.open_output_stream(f"{self.root_path}/{rel}")
             writer = pq.ParquetWriter(sink, self.data_schema, compression="snappy")
-            state = (writer, rel, [], 0)
-        writer, rel, stat_parts, rows = state
+            state = (writer, rel, ColumnStats(self.data_schema))
+            self._open[key] = state
+        writer, rel, stats = state
         data = table.select(self.data_schema.names)
         writer.write_table(data)
-        stat_parts.append(data)
-        rows += data.num_rows
-        self._open[key] = (writer, rel, stat_parts, rows)
-        if rows >= self.max_rows_per_file:
+        stats.update(data)
+        if stats.rows >= self.max_rows_per_file:
             self._close(key)
 
     def _close(self, key: tuple) -> None:
-        writer, rel, stat_parts, _ = self._open.pop(key)
+        writer, rel, stats = self._open.pop(key)
         writer.close()
         info = self.fs.get_file_info(f"{self.root_path}/{rel}")
         mtime = info.mtime_ns // 1_000_000 if info.mtime_ns else 0
@@ -209,7 +232,7 @@ class PartitionedFileWriter:
                 size=info.size,
                 partition_values=dict(zip(self.partition_by, key, strict=True)),
                 modification_time=mtime,
-                stats=column_stats(pa.concat_tables(stat_parts)),
+                stats=stats.to_json(),
             )
         )
 
