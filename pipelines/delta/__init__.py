@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 def has_delta_connector(spark: SparkSession) -> bool:
     """True when the session was built with Delta's JVM connector (then `format("delta")` is used)."""
-    return "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions", "")
+    return "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or "")
 
 
 def _arrow_schema_of(df: DataFrame) -> pa.Schema:
@@ -109,7 +109,9 @@ def write_delta(
         writer.save()
     except Exception as exc:
         raise DeltaWriteError(f"writing {uri} failed, table unchanged: {_python_cause(exc)}") from exc
-    return table_version(uri, storage_options)
+    version = table_version(uri, storage_options)
+    assert version is not None, f"commit to {uri} left no table"
+    return version
 
 
 class DeltaWriteError(RuntimeError):

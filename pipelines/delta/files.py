@@ -176,6 +176,7 @@ class PartitionedFileWriter:
         filesystem: pafs.FileSystem,
         root_path: str,
         max_rows_per_file: int = 5_000_000,
+        row_group_rows: int = 1 << 20,
     ) -> None:
         self.schema = schema
         self.partition_by = partition_by
@@ -184,7 +185,12 @@ class PartitionedFileWriter:
         self.fs = filesystem
         self.root_path = root_path.rstrip("/")
         self.max_rows_per_file = max_rows_per_file
+        # Spark hands over ~10k-row Arrow batches; buffering them into large row groups
+        # keeps files fast to write and to scan.
+        self.row_group_rows = row_group_rows
         self._open: dict[tuple, tuple[pq.ParquetWriter, str, ColumnStats]] = {}
+        self._pending: dict[tuple, list[pa.Table]] = {}
+        self._pending_rows: dict[tuple, int] = {}
         self._done: list[DataFile] = []
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -205,6 +211,20 @@ class PartitionedFileWriter:
             self._append(key, table.filter(mask))
 
     def _append(self, key: tuple, table: pa.Table) -> None:
+        self._pending.setdefault(key, []).append(table.select(self.data_schema.names))
+        self._pending_rows[key] = self._pending_rows.get(key, 0) + table.num_rows
+        if self._pending_rows[key] >= self.row_group_rows:
+            self._flush(key)
+        elif sum(self._pending_rows.values()) >= self.row_group_rows:
+            for pending in list(self._pending):  # many small partitions: bound the task's memory
+                self._flush(pending)
+
+    def _flush(self, key: tuple) -> None:
+        parts = self._pending.pop(key, [])
+        self._pending_rows.pop(key, None)
+        if not parts:
+            return
+        data = pa.concat_tables(parts).combine_chunks()
         state = self._open.get(key)
         if state is None:
             rel = partition_dir(dict(zip(self.partition_by, key, strict=True)))
@@ -215,8 +235,7 @@ class PartitionedFileWriter:
             state = (writer, rel, ColumnStats(self.data_schema))
             self._open[key] = state
         writer, rel, stats = state
-        data = table.select(self.data_schema.names)
-        writer.write_table(data)
+        writer.write_table(data, row_group_size=self.row_group_rows)
         stats.update(data)
         if stats.rows >= self.max_rows_per_file:
             self._close(key)
@@ -237,6 +256,8 @@ class PartitionedFileWriter:
         )
 
     def close(self) -> list[DataFile]:
+        for key in list(self._pending):
+            self._flush(key)
         for key in list(self._open):
             self._close(key)
         return self._done

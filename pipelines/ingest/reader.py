@@ -21,12 +21,6 @@ _ARROW_SCHEMA = pa.schema([("source", pa.string()), ("row_number", pa.int64()), 
 _BATCH_ROWS = 20_000
 
 
-class FilePartition(InputPartition):
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.path = path
-
-
 def _text_lines(path: str, encoding: str) -> Iterator[tuple[int, str | None]]:
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as handle:
@@ -61,21 +55,22 @@ class LinesReader(DataSourceReader):
         self.encoding = encoding
         self.tabular = tabular
 
-    def partitions(self) -> list[FilePartition]:
-        return [FilePartition(p) for p in self.paths]
+    def partitions(self) -> list[InputPartition]:
+        return [InputPartition(p) for p in self.paths]  # one per file: exact line numbers
 
-    def read(self, partition: FilePartition) -> Iterator[pa.RecordBatch]:
-        rows = _table_rows(partition.path) if self.tabular else _text_lines(partition.path, self.encoding)
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        path = partition.value
+        rows = _table_rows(path) if self.tabular else _text_lines(path, self.encoding)
         numbers: list[int] = []
         lines: list[str | None] = []
         for number, line in rows:
             numbers.append(number)
             lines.append(line)
             if len(numbers) >= _BATCH_ROWS:
-                yield self._batch(partition.path, numbers, lines)
+                yield self._batch(path, numbers, lines)
                 numbers, lines = [], []
         if numbers:
-            yield self._batch(partition.path, numbers, lines)
+            yield self._batch(path, numbers, lines)
 
     @staticmethod
     def _batch(path: str, numbers: list[int], lines: list[str | None]) -> pa.RecordBatch:

@@ -153,3 +153,23 @@ def write_raw(config: SynthConfig, out_dir: str) -> dict[str, str]:
     items.to_parquet(paths["items"], index=False)
     events.to_parquet(paths["events"], index=False)
     return paths
+
+
+def synthetic_item_embeddings(items: pd.DataFrame, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """Unit vectors with the catalog's structure: category + sub-category + brand directions + noise.
+
+    A stand-in for content embeddings (gold.item_embeddings) in tests and benchmarks.
+    """
+    rng = np.random.default_rng(seed)
+
+    def directions(keys: pd.Series, scale: float) -> np.ndarray:
+        codes, uniques = pd.factorize(keys)
+        return scale * rng.standard_normal((len(uniques), dim))[codes]
+
+    x = (
+        directions(items["categories"].str[0], 1.0)
+        + directions(items["categories"].str[1], 0.6)
+        + directions(items["brand"], 0.3)
+        + 0.35 * rng.standard_normal((len(items), dim))
+    )
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)

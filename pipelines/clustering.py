@@ -1,0 +1,225 @@
+"""TWIN-V2's offline stage for one user: hierarchical clustering of a lifelong history.
+
+Pure numpy/faiss, no Spark (the Spark job calls it per user through applyInPandas).
+
+1. Guard the inputs: keep the most recent `max_events`; completion ratios above
+   1 are clipped to 1, negative or non-finite ones become unknown; events
+   whose embedding is missing or not finite are rejected with a reason.
+2. Group events by completion ratio into `n_groups` equal-width buckets; events
+   with no ratio form a group of their own.
+3. Inside each group, split recursively with k-means (k = ceil(n / gamma),
+   capped at `max_branching` so each level stays linear in n) until every
+   cluster has at most `gamma` events. A node k-means cannot split (identical
+   embeddings) stays whole.
+4. Each cluster: size n, centroid, the member nearest the centroid as its
+   representative, mean completion / rating / recency, first and last time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Backend = Literal["faiss", "sklearn"]
+UNKNOWN_GROUP = -1
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    gamma: int = 20  # largest cluster, in events (TWIN-V2's threshold)
+    n_groups: int = 5  # completion-ratio buckets; unknown ratios get one more
+    max_branching: int = 32  # k cap per split: deeper trees instead of huge k
+    kmeans_iters: int = 10
+    # k-means trains on at most this many points per centroid (faiss subsampling); all are assigned.
+    max_points_per_centroid: int = 64
+    max_events: int = 100_000  # history cap, most recent kept (TWIN-V2 uses 10^5)
+    seed: int = 0
+    backend: Backend = "faiss"  # "sklearn" is the benchmark's baseline
+
+
+@dataclass(frozen=True)
+class UserClusters:
+    """Result for one user. `event_index` are positions in the input; `cluster_of_event` aligns with it."""
+
+    event_index: np.ndarray
+    cluster_of_event: np.ndarray
+    clusters: pd.DataFrame
+    rejected: pd.DataFrame  # position, reason
+    clipped_ratios: int = 0
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def completion_groups(completion: np.ndarray, n_groups: int) -> np.ndarray:
+    """Bucket in [0, n_groups) by ratio; UNKNOWN_GROUP where the ratio is NaN."""
+    groups = np.minimum(np.floor(np.nan_to_num(completion, nan=0.0) * n_groups), n_groups - 1).astype(np.int64)
+    groups[np.isnan(completion)] = UNKNOWN_GROUP
+    return groups
+
+
+def _kmeans_assign(x: np.ndarray, k: int, config: ClusteringConfig, seed: int) -> np.ndarray:
+    if config.backend == "sklearn":
+        from sklearn.cluster import KMeans
+
+        model = KMeans(n_clusters=k, n_init=1, max_iter=config.kmeans_iters, random_state=seed)
+        return model.fit_predict(x).astype(np.int64)
+    import faiss
+
+    km = faiss.Kmeans(
+        x.shape[1], k, niter=config.kmeans_iters, seed=seed, verbose=False,
+        min_points_per_centroid=1, max_points_per_centroid=config.max_points_per_centroid,
+    )
+    km.train(x)
+    _, labels = km.index.search(x, 1)
+    return labels[:, 0].astype(np.int64)
+
+
+def split_recursively(x: np.ndarray, config: ClusteringConfig, seed: int) -> np.ndarray:
+    """Cluster labels (0..m-1) such that every cluster has <= gamma rows or identical rows."""
+    labels = np.zeros(len(x), dtype=np.int64)
+    next_label = 1
+    stack = [np.arange(len(x))]
+    node = 0
+    while stack:
+        members = stack.pop()
+        n = len(members)
+        if n <= config.gamma:
+            continue
+        points = x[members]
+        if np.all(points == points[0]):
+            continue  # identical embeddings: k-means cannot split them
+        k = min(math.ceil(n / config.gamma), config.max_branching, n)
+        sub = _kmeans_assign(points, k, config, seed + node)
+        node += 1
+        parts = [members[sub == j] for j in np.unique(sub)]
+        if len(parts) == 1:
+            # k-means put everything together (near-duplicates): split by a random hyperplane order
+            order = np.argsort(points @ np.random.default_rng(seed + node).standard_normal(x.shape[1]))
+            parts = [members[order[: n // 2]], members[order[n // 2 :]]]
+        # the first part keeps the node's label, the others get new ones
+        for part in parts[1:]:
+            labels[part] = next_label
+            next_label += 1
+        stack.extend(parts)
+    return labels
+
+
+def cluster_history(
+    item_ids: np.ndarray,
+    embeddings: np.ndarray,
+    completion: np.ndarray,
+    rating: np.ndarray,
+    ts_seconds: np.ndarray,
+    as_of_seconds: float,
+    config: ClusteringConfig = ClusteringConfig(),
+) -> UserClusters:
+    """Cluster one user's events (arrays aligned, any order). Deterministic for a config and input."""
+    n_in = len(item_ids)
+    positions = np.arange(n_in)
+    x = np.asarray(embeddings, dtype=np.float32)
+    ts_seconds = np.asarray(ts_seconds, dtype=np.float64)
+
+    # 1. guards
+    if n_in > config.max_events:
+        keep = np.sort(np.argsort(-ts_seconds, kind="stable")[: config.max_events])
+    else:
+        keep = positions
+    bad = ~np.isfinite(x).all(axis=1) if x.ndim == 2 and x.shape[0] else np.zeros(n_in, bool)
+    rejected = pd.DataFrame({"position": positions[bad], "reason": "missing embedding"})
+    keep = keep[~bad[keep]]
+    ratio = np.asarray(completion, dtype=np.float64)[keep].copy()
+    clipped = int(np.sum(ratio > 1.0))
+    ratio[ratio > 1.0] = 1.0
+    ratio[(ratio < 0) | ~np.isfinite(ratio)] = np.nan
+
+    # 2-3. group, then split each group
+    groups = completion_groups(ratio, config.n_groups)
+    labels = np.empty(len(keep), dtype=np.int64)
+    offset = 0
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        local = split_recursively(x[keep[members]], config, config.seed + 1000 * (int(g) + 1))
+        labels[members] = local + offset
+        offset += int(local.max()) + 1 if len(local) else 0
+
+    # 4. cluster features
+    clusters = _cluster_features(
+        labels, groups, item_ids[keep], x[keep], ratio, np.asarray(rating, np.float64)[keep],
+        ts_seconds[keep], as_of_seconds,
+    )
+    # relabel clusters 0..m-1 in order of first event, so ids read naturally and are stable
+    order = clusters["first_ts"].rank(method="first").astype(np.int64).to_numpy() - 1
+    remap = np.empty(len(order), dtype=np.int64)
+    remap[clusters["cluster_id"].to_numpy()] = order
+    clusters["cluster_id"] = order
+    clusters = clusters.sort_values("cluster_id").reset_index(drop=True)
+    labels = remap[labels]
+    stats = {
+        "events": float(len(keep)),
+        "clusters": float(len(clusters)),
+        "compression": len(keep) / max(len(clusters), 1),
+    }
+    return UserClusters(keep, labels, clusters, rejected, clipped, stats)
+
+
+def _cluster_features(
+    labels: np.ndarray, groups: np.ndarray, item_ids: np.ndarray, x: np.ndarray,
+    ratio: np.ndarray, rating: np.ndarray, ts: np.ndarray, as_of: float,
+) -> pd.DataFrame:
+    m = int(labels.max()) + 1 if len(labels) else 0
+    sizes = np.bincount(labels, minlength=m)
+    sums = np.zeros((m, x.shape[1] if x.ndim == 2 else 0), dtype=np.float64)
+    np.add.at(sums, labels, x)
+    centroids = (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32)
+    # representative: the member nearest its centroid (ties -> earliest position)
+    dist = np.einsum("ij,ij->i", x - centroids[labels], x - centroids[labels])
+    order = np.lexsort((np.arange(len(labels)), dist, labels))
+    first_of = order[np.r_[0, np.flatnonzero(np.diff(labels[order])) + 1]] if len(order) else order
+
+    def mean_of(values: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(values)
+        total = np.bincount(labels[ok], weights=values[ok], minlength=m)
+        count = np.bincount(labels[ok], minlength=m)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    recency_days = (as_of - ts) / 86_400.0
+    first_ts = np.full(m, np.inf)
+    last_ts = np.full(m, -np.inf)
+    np.minimum.at(first_ts, labels, ts)
+    np.maximum.at(last_ts, labels, ts)
+    group_of = np.zeros(m, dtype=np.int64)
+    group_of[labels] = groups
+    return pd.DataFrame({
+        "cluster_id": np.arange(m),
+        "group": group_of,
+        "size": sizes,
+        "centroid": list(centroids),
+        "representative_item_id": item_ids[first_of],
+        "completion_mean": mean_of(ratio),
+        "rating_mean": mean_of(rating),
+        "recency_days_mean": mean_of(recency_days),
+        "first_ts": first_ts,
+        "last_ts": last_ts,
+    })
+
+
+def mean_within_cluster_cosine(x: np.ndarray, labels: np.ndarray) -> float:
+    """Mean pairwise cosine between members of the same cluster, weighted by cluster size.
+
+    For unit vectors the pairwise mean of a cluster is (|sum|^2 - n) / (n (n - 1)),
+    so this is linear in n. Singleton clusters have no pairs and are left out.
+    """
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    m = int(labels.max()) + 1
+    sums = np.zeros((m, x.shape[1]))
+    np.add.at(sums, labels, unit)
+    n = np.bincount(labels, minlength=m).astype(np.float64)
+    pairs = n > 1
+    if not pairs.any():
+        return 1.0
+    pairwise = (np.einsum("ij,ij->i", sums[pairs], sums[pairs]) - n[pairs]) / (n[pairs] * (n[pairs] - 1))
+    return float(np.average(pairwise, weights=n[pairs]))
