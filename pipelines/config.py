@@ -25,6 +25,9 @@ class SparkConfig:
     shuffle_partitions: int = 8
     driver_memory: str = "4g"
     ui_enabled: bool = False
+    # Rows per Arrow batch between the JVM and Python (Spark's default is 10k): larger batches
+    # mean fewer Python round trips for the Delta writer and the pandas UDFs.
+    arrow_batch_rows: int = 100_000
     # Extra `spark.*` settings, applied last, e.g. {"spark.executor.memory": "8g"}.
     extra_conf: tuple[tuple[str, str], ...] = ()
 

@@ -41,6 +41,7 @@ def build_spark_session(config: SparkConfig = SparkConfig()) -> SparkSession:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(config.arrow_batch_rows),
         "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.enabled": str(config.ui_enabled).lower(),
