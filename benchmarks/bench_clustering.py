@@ -33,6 +33,7 @@ from pipelines.ingest.synthetic import (  # noqa: E402
     generate_items,
     synthetic_item_embeddings,
 )
+from pipelines.plots import plot_cluster_sizes  # noqa: E402
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 GAMMA = 20
@@ -160,26 +161,7 @@ def main() -> None:
         print(f"ml-100k: {m['events_per_s']:,.0f} events/s, compression {m['compression']:.2f}, cosine "
               f"{m['within_cluster_cosine']:.3f} (random {m['random_grouping_cosine']:.3f})")
     write_results("clustering", results)
-    plot_sizes(size_hist, RESULTS / "clustering_sizes.png")
-
-
-def plot_sizes(size_hist: dict[str, list[int]], path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(size_hist), figsize=(4 * len(size_hist), 3.2), sharey=False)
-    for ax, (name, sizes) in zip(np.atleast_1d(axes), size_hist.items(), strict=True):
-        # clusters above gamma (repeats of one item, which k-means cannot split) share the last bar
-        ax.hist(np.minimum(sizes, GAMMA + 1), bins=range(1, GAMMA + 3), color="#4c72b0", edgecolor="white")
-        ax.set_title(f"{name}: {len(sizes):,} clusters")
-        ax.set_xlabel(f"cluster size n (last bar: > {GAMMA}, one item repeated)")
-    np.atleast_1d(axes)[0].set_ylabel("clusters")
-    fig.suptitle(f"TWIN-V2 cluster sizes (gamma = {GAMMA})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    print(f"wrote {path}")
+    print(f"wrote {plot_cluster_sizes(size_hist, GAMMA, RESULTS / 'clustering_sizes.png')}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ COMMANDS = {
     "synth": "jobs.synth",
     "ingest": "jobs.ingest",
     "sql": "jobs.sql",
+    "cluster-behaviors": "jobs.cluster_behaviors",
 }
 
 

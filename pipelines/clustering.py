@@ -198,7 +198,7 @@ def _cluster_features(
     group_of[labels] = groups
     return pd.DataFrame({
         "cluster_id": np.arange(m),
-        "group": group_of,
+        "completion_group": group_of,
         "size": sizes,
         "centroid": list(centroids),
         "representative_item_id": item_ids[first_of],

@@ -105,8 +105,64 @@ OPS_METRICS = TableSpec(
     description="One row per (job run, metric).",
 )
 
+_VECTOR = pa.list_(pa.field("element", pa.float32()))
+
+GOLD_ITEM_EMBEDDINGS = TableSpec(
+    name="gold.item_embeddings",
+    schema=_schema(
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("content_hash", pa.string()),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # text | als | concat | synthetic
+        pa.field("embedding", _VECTOR, nullable=False),
+    ),
+    key=("item_id",),
+    description="One vector per item and the model/source that made it.",
+)
+
+GOLD_USER_CLUSTERS = TableSpec(
+    name="gold.user_clusters",
+    schema=_schema(
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("cluster_id", pa.int32(), nullable=False),
+        pa.field("completion_group", pa.int32(), nullable=False),  # bucket of ratios; -1 = unknown
+        pa.field("size", pa.int64(), nullable=False),  # n, the events in the cluster
+        pa.field("centroid", _VECTOR, nullable=False),
+        pa.field("representative_item_id", pa.string(), nullable=False),
+        pa.field("completion_mean", pa.float64()),
+        pa.field("rating_mean", pa.float64()),
+        pa.field("recency_days_mean", pa.float64()),
+        pa.field("first_ts", _TS, nullable=False),
+        pa.field("last_ts", _TS, nullable=False),
+        # the history this was computed from: a user is re-clustered when these change
+        pa.field("history_events", pa.int64(), nullable=False),
+        pa.field("history_last_ts", _TS, nullable=False),
+        pa.field("as_of", _TS, nullable=False),
+    ),
+    key=("user_id", "cluster_id"),
+    description="TWIN-V2 clusters of each user's lifelong history.",
+)
+
+GOLD_USER_CLUSTER_MEMBERS = TableSpec(
+    name="gold.user_cluster_members",
+    schema=_schema(
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("cluster_id", pa.int32(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("ts", _TS, nullable=False),
+        pa.field("completion", pa.float64()),
+        pa.field("rating", pa.float64()),
+    ),
+    key=("user_id", "item_id", "ts"),
+    description="Which cluster each clustered event fell into (explains a cluster).",
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (SILVER_ITEMS, SILVER_EVENTS, OPS_QUARANTINE, OPS_METRICS)
+    spec.name: spec
+    for spec in (
+        SILVER_ITEMS, SILVER_EVENTS, OPS_QUARANTINE, OPS_METRICS,
+        GOLD_ITEM_EMBEDDINGS, GOLD_USER_CLUSTERS, GOLD_USER_CLUSTER_MEMBERS,
+    )
 }
 
 

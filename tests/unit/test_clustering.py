@@ -85,7 +85,7 @@ def test_missing_embeddings_are_rejected_with_a_reason_and_ratios_guarded():
     assert result.clipped_ratios == 1
     assert result.clusters["completion_mean"].dropna().between(0, 1).all()
     position_of_1 = int(np.flatnonzero(result.event_index == 1)[0])
-    group = result.clusters.set_index("cluster_id").loc[result.cluster_of_event[position_of_1], "group"]
+    group = result.clusters.set_index("cluster_id").loc[result.cluster_of_event[position_of_1], "completion_group"]
     assert group == UNKNOWN_GROUP
 
 

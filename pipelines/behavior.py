@@ -1,0 +1,235 @@
+"""TWIN-V2 clustering on Spark: silver.events + gold.item_embeddings -> gold.user_clusters (+ members).
+
+Each user's history goes to one Python call (`applyInPandas`) of the pure
+`cluster_history`. Memory per call is bounded by the history cap: the cap is
+applied in Spark (most recent `max_events` per user) before any row reaches
+Python, so a user with 10^6 events ships at most `max_events` rows, about
+max_events x (4 x dim + 100) bytes (160 MB for 10^5 events of 384-d vectors).
+Only users whose history changed since the last run (event count or last
+timestamp) are re-clustered; each table is then rewritten in one commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from pipelines.clustering import ClusteringConfig, cluster_history, mean_within_cluster_cosine
+from pipelines.delta import read_table, table_version, write_table
+from pipelines.splits import assign_roles_spark
+from pipelines.tables import (
+    GOLD_ITEM_EMBEDDINGS,
+    GOLD_USER_CLUSTER_MEMBERS,
+    GOLD_USER_CLUSTERS,
+    SILVER_EVENTS,
+    Catalog,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+Holdout = Literal["none", "test", "valid_test"]
+
+# One output schema for every row kind the per-user function emits (cluster, member, rejected, user).
+_OUTPUT = (
+    "kind string, user_id string, cluster_id int, completion_group int, size long, centroid array<float>, "
+    "representative_item_id string, completion_mean double, rating_mean double, recency_days_mean double, "
+    "first_ts timestamp, last_ts timestamp, item_id string, ts timestamp, completion double, rating double, "
+    "reason string, events long, clusters long, within_cosine double"
+)
+_OUTPUT_COLUMNS = [c.split(" ")[0] for c in _OUTPUT.split(", ")]
+_NULLABLE_OBJECT_COLUMNS = [
+    c.split(" ")[0] for c in _OUTPUT.split(", ") if c.split(" ")[1] in ("string", "array<float>")
+]
+
+
+@dataclass(frozen=True)
+class BehaviorClusterConfig:
+    run_date: dt.date
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    # Leave the held-out events of the shared split out of the clusters (models trained on them).
+    holdout: Holdout = "none"
+    full_refresh: bool = False  # re-cluster every user, not only the changed ones
+
+    @property
+    def as_of(self) -> dt.datetime:
+        return dt.datetime.combine(self.run_date, dt.time(), tzinfo=dt.UTC)
+
+    @property
+    def run_id(self) -> str:
+        return f"cluster-behaviors-{self.run_date.isoformat()}"
+
+
+@dataclass(frozen=True)
+class BehaviorClusterReport:
+    run_id: str
+    metrics: dict[str, float]
+    cluster_sizes: list[int]
+
+
+def _seconds(ts: pd.Series) -> np.ndarray:
+    ts = pd.to_datetime(ts, utc=True)
+    return ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64)
+
+
+def cluster_user_frame(events: pd.DataFrame, config: ClusteringConfig, as_of_seconds: float) -> pd.DataFrame:
+    """One user's events (user_id, item_id, ts, completion, rating, embedding) -> output rows of all kinds."""
+    user = events["user_id"].iloc[0]
+    # Spark delivers a group's rows in no fixed order and k-means depends on it: sort first.
+    events = events.sort_values(["ts", "item_id"], kind="stable").reset_index(drop=True)
+    vectors = events["embedding"].tolist()
+    dim = next((len(v) for v in vectors if v is not None), 1)
+    x = np.stack([np.asarray(v, np.float32) if v is not None else np.full(dim, np.nan, np.float32) for v in vectors])
+    ts = _seconds(events["ts"])
+    result = cluster_history(
+        events["item_id"].to_numpy(), x, events["completion"].to_numpy(np.float64),
+        events["rating"].to_numpy(np.float64), ts, as_of_seconds, config,
+    )
+    c = result.clusters
+    to_ts = lambda s: pd.to_datetime(s, unit="s").to_numpy("datetime64[us]")  # noqa: E731  naive UTC
+    clusters = pd.DataFrame({
+        "kind": "cluster", "user_id": user, "cluster_id": c["cluster_id"].astype(np.int32),
+        "completion_group": c["completion_group"].astype(np.int32), "size": c["size"].astype(np.int64),
+        "centroid": c["centroid"], "representative_item_id": c["representative_item_id"],
+        "completion_mean": c["completion_mean"], "rating_mean": c["rating_mean"],
+        "recency_days_mean": c["recency_days_mean"], "first_ts": to_ts(c["first_ts"]), "last_ts": to_ts(c["last_ts"]),
+    })
+    kept = events.iloc[result.event_index]
+    members = pd.DataFrame({
+        "kind": "member", "user_id": user, "cluster_id": result.cluster_of_event.astype(np.int32),
+        "item_id": kept["item_id"].to_numpy(), "ts": pd.to_datetime(kept["ts"], utc=True).to_numpy("datetime64[us]"),
+        "completion": kept["completion"].to_numpy(), "rating": kept["rating"].to_numpy(),
+    })
+    bad = events.iloc[result.rejected["position"].to_numpy()]
+    rejected = pd.DataFrame({
+        "kind": "rejected", "user_id": user, "item_id": bad["item_id"].to_numpy(),
+        "ts": pd.to_datetime(bad["ts"], utc=True).to_numpy("datetime64[us]"), "reason": result.rejected["reason"].to_numpy(),
+    })
+    cosine = mean_within_cluster_cosine(x[result.event_index], result.cluster_of_event) if len(c) else np.nan
+    summary = pd.DataFrame({
+        "kind": ["user"], "user_id": [user], "events": [len(result.event_index)], "clusters": [len(c)],
+        "within_cosine": [cosine],
+    })
+    frames = [f for f in (clusters, members, rejected, summary) if len(f)]
+    out = pd.concat(frames, ignore_index=True).reindex(columns=_OUTPUT_COLUMNS)
+    # Columns a row kind does not use must be None, not NaN: pyspark cannot turn an
+    # all-NaN float column into a string or array column.
+    for column in _NULLABLE_OBJECT_COLUMNS:
+        out[column] = out[column].astype(object).where(out[column].notna(), None)
+    return out
+
+
+def history_fingerprint(events: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return events.groupBy("user_id").agg(
+        F.count(F.lit(1)).alias("history_events"), F.max("ts").alias("history_last_ts")
+    )
+
+
+def cap_history(events: DataFrame, max_events: int) -> DataFrame:
+    """Keep each user's most recent `max_events` events (TWIN-V2's cap), in Spark, before Python sees them."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    recent_first = Window.partitionBy("user_id").orderBy(F.col("ts").desc(), F.col("item_id").desc())
+    return events.withColumn("_rank", F.row_number().over(recent_first)).filter(
+        F.col("_rank") <= max_events
+    ).drop("_rank")
+
+
+def cluster_users(events_with_embeddings: DataFrame, config: ClusteringConfig, as_of: dt.datetime) -> DataFrame:
+    as_of_seconds = as_of.timestamp()
+
+    def per_user(pdf: pd.DataFrame) -> pd.DataFrame:
+        return cluster_user_frame(pdf, config, as_of_seconds)
+
+    return events_with_embeddings.groupBy("user_id").applyInPandas(per_user, _OUTPUT)
+
+
+def run_cluster_behaviors(
+    spark: SparkSession, catalog: Catalog, config: BehaviorClusterConfig
+) -> BehaviorClusterReport:
+    from pyspark.sql import functions as F
+
+    from pipelines.ops import write_metrics, write_quarantine
+
+    events = read_table(spark, catalog, SILVER_EVENTS.name).select(
+        "user_id", "item_id", "ts", "completion", "rating"
+    )
+    if config.holdout != "none":
+        held = ["test"] if config.holdout == "test" else ["valid", "test"]
+        events = assign_roles_spark(events).filter(~F.col("split").isin(held)).drop("split")
+    embeddings = read_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name).select("item_id", "embedding")
+    fingerprint = history_fingerprint(events).localCheckpoint()
+
+    clusters_uri = catalog.location(GOLD_USER_CLUSTERS.name)
+    incremental = not config.full_refresh and table_version(clusters_uri, catalog.storage_options or None) is not None
+    existing = read_table(spark, catalog, GOLD_USER_CLUSTERS.name) if incremental else None
+    if existing is not None:
+        seen = existing.select("user_id", "history_events", "history_last_ts").distinct()
+        changed = fingerprint.join(seen, ["user_id", "history_events", "history_last_ts"], "left_anti")
+    else:
+        changed = fingerprint
+    changed = changed.select("user_id").localCheckpoint()
+    n_changed = changed.count()
+    log.info("%d of %d users to (re)cluster", n_changed, fingerprint.count())
+
+    todo = events.join(changed, "user_id", "left_semi")
+    capped = cap_history(todo, config.clustering.max_events)
+    events_capped = todo.count() - capped.count()
+    rows = cluster_users(
+        capped.join(embeddings, "item_id", "left"), config.clustering, config.as_of
+    ).localCheckpoint()
+
+    new_clusters = (
+        rows.filter("kind = 'cluster'")
+        .join(fingerprint, "user_id")
+        .withColumn("as_of", F.lit(config.as_of).cast("timestamp"))
+        .select(*GOLD_USER_CLUSTERS.schema.names)
+    )
+    new_members = rows.filter("kind = 'member'").select(*GOLD_USER_CLUSTER_MEMBERS.schema.names)
+    rejected = rows.filter("kind = 'rejected'").select(
+        F.lit(SILVER_EVENTS.name).alias("source"),
+        F.lit(0).cast("long").alias("row_number"),  # rows from a table: the key is in raw
+        F.col("reason"),
+        F.to_json(F.struct("user_id", "item_id", "ts")).alias("raw"),
+    )
+    if existing is not None:  # unchanged users keep their rows; users gone from events are dropped
+        keep = fingerprint.select("user_id").join(changed, "user_id", "left_anti")
+        new_clusters = existing.join(keep, "user_id", "left_semi").unionByName(new_clusters)
+        old_members = read_table(spark, catalog, GOLD_USER_CLUSTER_MEMBERS.name)
+        new_members = old_members.join(keep, "user_id", "left_semi").unionByName(new_members)
+
+    meta = {"run_id": config.run_id}
+    write_table(spark, catalog, GOLD_USER_CLUSTERS.name, new_clusters, mode="overwrite", custom_metadata=meta)
+    write_table(spark, catalog, GOLD_USER_CLUSTER_MEMBERS.name, new_members, mode="overwrite", custom_metadata=meta)
+    write_quarantine(spark, catalog, GOLD_USER_CLUSTERS.name, config.run_id, rejected)
+
+    users = rows.filter("kind = 'user'").select("events", "clusters", "within_cosine").toPandas()
+    sizes = [r["size"] for r in rows.filter("kind = 'cluster'").select("size").collect()]
+    n_events, n_clusters = int(users["events"].sum()), int(users["clusters"].sum())
+    metrics = {
+        "users_reclustered": float(n_changed),
+        "events_clustered": float(n_events),
+        "clusters": float(n_clusters),
+        "compression": n_events / max(n_clusters, 1),
+        "cluster_size_p50": float(np.percentile(sizes, 50)) if sizes else 0.0,
+        "cluster_size_p90": float(np.percentile(sizes, 90)) if sizes else 0.0,
+        "cluster_size_max": float(max(sizes, default=0)),
+        "within_cluster_cosine": float(np.average(users["within_cosine"].fillna(1.0), weights=users["events"]))
+        if n_events else float("nan"),
+        "events_over_history_cap": float(events_capped),
+        "events_quarantined": float(rejected.count()),
+    }
+    write_metrics(spark, catalog, "cluster_behaviors", config.run_id, metrics, config.as_of)
+    log.info("clustering metrics: %s", json.dumps(metrics))
+    return BehaviorClusterReport(config.run_id, metrics, sizes)

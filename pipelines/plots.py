@@ -1,0 +1,31 @@
+"""PNG plots people look at instead of tables. matplotlib with the Agg backend (no display)."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def plot_cluster_sizes(sizes_by_name: Mapping[str, Sequence[int]], gamma: int, path: str | pathlib.Path) -> str:
+    """One histogram of cluster sizes per dataset; clusters above gamma share the last bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sizes_by_name), figsize=(4 * len(sizes_by_name), 3.2), squeeze=False)
+    for ax, (name, sizes) in zip(axes[0], sizes_by_name.items(), strict=True):
+        # above gamma only when one item repeats (k-means cannot split identical embeddings)
+        ax.hist(np.minimum(sizes, gamma + 1), bins=range(1, gamma + 3), color="#4c72b0", edgecolor="white")
+        ax.set_title(f"{name}: {len(sizes):,} clusters")
+        ax.set_xlabel(f"cluster size n (last bar: > {gamma}, one item repeated)")
+    axes[0][0].set_ylabel("clusters")
+    fig.suptitle(f"TWIN-V2 cluster sizes (gamma = {gamma})")
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
