@@ -214,7 +214,7 @@ def run_cluster_behaviors(
     write_table(spark, catalog, GOLD_USER_CLUSTER_MEMBERS.name, new_members, mode="overwrite", custom_metadata=meta)
     write_quarantine(spark, catalog, GOLD_USER_CLUSTERS.name, config.run_id, rejected)
 
-    users = rows.filter("kind = 'user'").select("events", "clusters", "within_cosine").toPandas()
+    users = pd.DataFrame(rows.filter("kind = 'user'").select("events", "clusters", "within_cosine").toPandas())
     sizes = [r["size"] for r in rows.filter("kind = 'cluster'").select("size").collect()]
     n_events, n_clusters = int(users["events"].sum()), int(users["clusters"].sum())
     metrics = {

@@ -130,8 +130,10 @@ def cluster_history(
         keep = np.sort(np.argsort(-ts_seconds, kind="stable")[: config.max_events])
     else:
         keep = positions
-    bad = ~np.isfinite(x).all(axis=1) if x.ndim == 2 and x.shape[0] else np.zeros(n_in, bool)
-    rejected = pd.DataFrame({"position": positions[bad], "reason": "missing embedding"})
+    bad: np.ndarray = (
+        ~np.isfinite(x).all(axis=1) if x.ndim == 2 and x.shape[0] else np.zeros(n_in, dtype=bool)
+    )
+    rejected = pd.DataFrame({"position": keep[bad[keep]], "reason": "missing embedding"})
     keep = keep[~bad[keep]]
     ratio = np.asarray(completion, dtype=np.float64)[keep].copy()
     clipped = int(np.sum(ratio > 1.0))

@@ -88,9 +88,12 @@ def test_holdout_leaves_test_events_out(spark, catalog):
     run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, clustering=CONFIG, holdout="test"))
     members = read_table(spark, catalog, "gold.user_cluster_members").toPandas()
     assert len(members) == len(events) - events["user_id"].nunique()
-    last = events.sort_values("ts").groupby("user_id").tail(1)
-    assert not set(zip(last["user_id"], last["item_id"], last["ts"])) & set(
-        zip(members["user_id"], members["item_id"], members["ts"]))
+    clustered = set(zip(members["user_id"], members["item_id"], pd.to_datetime(members["ts"], utc=True), strict=True))
+    for user, history in events.groupby("user_id"):
+        ordered = history.sort_values(["ts", "item_id"])
+        last, before_last = ordered.iloc[-1], ordered.iloc[-2]
+        assert (user, last["item_id"], last["ts"]) not in clustered  # the test event
+        assert (user, before_last["item_id"], before_last["ts"]) in clustered  # validation stays
 
 
 @pytest.mark.parametrize("history", [150_000])
