@@ -130,9 +130,9 @@ def cluster_history(
         keep = np.sort(np.argsort(-ts_seconds, kind="stable")[: config.max_events])
     else:
         keep = positions
-    bad: np.ndarray = (
-        ~np.isfinite(x).all(axis=1) if x.ndim == 2 and x.shape[0] else np.zeros(n_in, dtype=bool)
-    )
+    bad = np.zeros(n_in, dtype=bool)
+    if x.ndim == 2 and x.shape[0]:
+        bad = np.logical_not(np.isfinite(x).all(axis=1))
     rejected = pd.DataFrame({"position": keep[bad[keep]], "reason": "missing embedding"})
     keep = keep[~bad[keep]]
     ratio = np.asarray(completion, dtype=np.float64)[keep].copy()
