@@ -37,6 +37,7 @@ class ClusteringConfig:
     # k-means trains on at most this many points per centroid (faiss subsampling); all are assigned.
     max_points_per_centroid: int = 256
     kmeans_plus_plus: bool = True
+    kmeans_restarts: int = 1  # faiss nredo: best of this many runs
     max_events: int = 100_000  # history cap, most recent kept (TWIN-V2 uses 10^5)
     seed: int = 0
     backend: Backend = "faiss"  # "sklearn" is the benchmark's baseline
@@ -70,7 +71,7 @@ def _kmeans_assign(x: np.ndarray, k: int, config: ClusteringConfig, seed: int) -
     import faiss
 
     km = faiss.Kmeans(
-        x.shape[1], k, niter=config.kmeans_iters, seed=seed, verbose=False,
+        x.shape[1], k, niter=config.kmeans_iters, nredo=config.kmeans_restarts, seed=seed, verbose=False,
         min_points_per_centroid=1, max_points_per_centroid=config.max_points_per_centroid,
     )
     if config.kmeans_plus_plus:  # the same seeding as scikit-learn's default
