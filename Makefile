@@ -34,7 +34,14 @@ demo: venv  ## synthetic data -> ingest -> a query, on local[*] and a local Delt
 	$(VENV)/bin/tigertwin sql --lakehouse $(LAKEHOUSE) \
 	  "SELECT i.categories[0] AS category, count(*) AS plays, round(avg(e.completion), 3) AS avg_completion \
 	   FROM silver_events e JOIN silver_items i USING (item_id) GROUP BY 1 ORDER BY plays DESC"
-	@echo "Tables under $(LAKEHOUSE)/ (silver/items, silver/events, ops/quarantine, ops/metrics)."
+	$(VENV)/bin/tigertwin embed-items --lakehouse $(LAKEHOUSE) --run-date 2026-01-01
+	$(VENV)/bin/tigertwin cluster-behaviors --lakehouse $(LAKEHOUSE) --run-date 2026-01-01
+	$(VENV)/bin/tigertwin sql --lakehouse $(LAKEHOUSE) \
+	  "SELECT c.cluster_id, c.size, round(c.completion_mean, 2) AS completion, i.title AS representative \
+	   FROM gold_user_clusters c JOIN silver_items i ON i.item_id = c.representative_item_id \
+	   WHERE c.user_id = 'U000001' ORDER BY c.size DESC" --limit 8
+	@echo "Tables under $(LAKEHOUSE)/: silver/{items,events}, gold/{item_embeddings,user_clusters,user_cluster_members}, ops/{quarantine,metrics}."
+	@echo "Plots under plots/."
 	@echo "Query them: .venv/bin/tigertwin sql --lakehouse $(LAKEHOUSE) 'SELECT * FROM silver_items LIMIT 5'  (more in README.md)"
 
 bench-delta: venv

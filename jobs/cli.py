@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "synth": "jobs.synth",
     "ingest": "jobs.ingest",
+    "embed-items": "jobs.embed_items",
     "sql": "jobs.sql",
     "cluster-behaviors": "jobs.cluster_behaviors",
 }
@@ -25,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         modules[name] = module
         module.build_parser(sub.add_parser(name, help=summary.split(": ", 1)[-1]))
     args = parser.parse_args(argv)
-    return modules[args.command].run(args)
+    try:
+        return modules[args.command].run(args)
+    except FileNotFoundError as exc:  # an upstream table or input file is missing: say which
+        print(f"tigertwin {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
