@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.clustering import ClusteringConfig, cluster_history, mean_within_cluster_cosine
+from pipelines.config import logical_time
 from pipelines.delta import read_table, table_version, write_table
 from pipelines.splits import assign_roles_spark
 from pipelines.tables import (
@@ -61,7 +62,7 @@ class BehaviorClusterConfig:
 
     @property
     def as_of(self) -> dt.datetime:
-        return dt.datetime.combine(self.run_date, dt.time(), tzinfo=dt.UTC)
+        return logical_time(self.run_date)
 
     @property
     def run_id(self) -> str:

@@ -7,6 +7,7 @@ without editing it.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 
@@ -49,3 +50,8 @@ class LakehouseConfig:
     def from_env(cls, **overrides: object) -> LakehouseConfig:
         root = os.environ.get(ENV_LAKEHOUSE_ROOT, cls.root)
         return cls(**{"root": root, **overrides})  # type: ignore[arg-type]
+
+
+def logical_time(run_date: dt.date) -> dt.datetime:
+    """A run's logical time: midnight UTC of its date. Jobs stamp rows with it, never with now()."""
+    return dt.datetime.combine(run_date, dt.time(), tzinfo=dt.UTC)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from pipelines.config import logical_time
 from pipelines.delta import read_table, table_version, write_table
 from pipelines.embeddings import TextEmbeddingConfig, embed_frame
 from pipelines.tables import GOLD_ITEM_EMBEDDINGS, SILVER_ITEMS, Catalog
@@ -93,6 +94,5 @@ def run_embed_items(spark: SparkSession, catalog: Catalog, config: EmbedItemsCon
         "embed_seconds": seconds,
         "items_per_second": n_todo / seconds if seconds > 0 else 0.0,
     }
-    as_of = dt.datetime.combine(config.run_date, dt.time(), tzinfo=dt.UTC)
-    write_metrics(spark, catalog, "embed_items", config.run_id, metrics, as_of)
+    write_metrics(spark, catalog, "embed_items", config.run_id, metrics, logical_time(config.run_date))
     return metrics

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from pipelines.config import logical_time
 from pipelines.delta import read_table, table_version, write_table
 from pipelines.ingest.formats import FORMATS, Kind, LineFormat, parse_lines, tabular_format
 from pipelines.ingest.reader import FORMAT_NAME as LINES_FORMAT
@@ -184,7 +185,7 @@ def k_core(events: DataFrame, k: int, max_rounds: int = 20) -> DataFrame:
 def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> IngestReport:
     from pyspark.sql import functions as F
 
-    run_ts = dt.datetime.combine(config.run_date, dt.time(), tzinfo=dt.UTC)
+    run_ts = logical_time(config.run_date)
     tabular = config.format in TABULAR_FORMATS
     if not config.events_paths:
         raise ValueError("ingest needs at least one events file")
