@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAKEHOUSE ?= lakehouse
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: venv test test-all lint demo bench-delta clean
+.PHONY: venv test test-all lint demo airflow bench-delta clean
 
 # Reinstall when the dependency files change; constraints.txt pins every package.
 $(STAMP): pyproject.toml constraints.txt
@@ -43,6 +43,16 @@ demo: venv  ## synthetic data -> ingest -> a query, on local[*] and a local Delt
 	@echo "Tables under $(LAKEHOUSE)/: silver/{items,events}, gold/{item_embeddings,user_clusters,user_cluster_members}, ops/{quarantine,metrics}."
 	@echo "Plots under plots/."
 	@echo "Query them: .venv/bin/tigertwin sql --lakehouse $(LAKEHOUSE) 'SELECT * FROM silver_items LIMIT 5'  (more in README.md)"
+
+# The Airflow UI on http://localhost:8080 (SQLite, this repo's DAGs, spark_default = local[*]).
+# The admin password is printed at start and saved in airflow_home/.
+airflow: venv
+	mkdir -p airflow_home
+	AIRFLOW_HOME=$(abspath airflow_home) AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False TIGERTWIN_LAKEHOUSE_ROOT=$(abspath $(LAKEHOUSE)) \
+	AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}' \
+	PATH=$(abspath $(VENV))/bin:$$PATH PYTHONPATH=$(abspath .) \
+	$(VENV)/bin/airflow standalone
 
 bench-delta: venv
 	$(PY) benchmarks/bench_delta_io.py
