@@ -51,3 +51,27 @@ def table_asset(table: str):
     layer, name = table.split(".", 1)
     root = LAKEHOUSE if "://" in LAKEHOUSE else f"file://{os.path.abspath(LAKEHOUSE)}"
     return Asset(name=table, uri=f"{root}/{layer}/{name}")
+
+
+def dag_args(**params) -> dict:
+    """The `@dag(...)` arguments every tigertwin DAG shares (the schedule stays in the DAG file)."""
+    import pendulum
+    from airflow.sdk import Param
+
+    return {
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": DEFAULT_ARGS,
+        "tags": ["tigertwin"],
+        "params": {
+            "format": Param("synthetic", type="string", description="ingest --format"),
+            "path": Param("data/synthetic", type="string", description="dataset folder"),
+            **params,
+        },
+    }
+
+
+def ingest_task():
+    """Ingest of the DAG run's dataset (params format and path); idempotent per logical date."""
+    return spark_job("ingest", "ingest", ["--format", "{{ params.format }}", "--path", "{{ params.path }}"])

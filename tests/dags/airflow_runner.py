@@ -17,7 +17,6 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 def inspect() -> dict:
     heavy = ("pyspark", "torch", "pandas", "deltalake", "sentence_transformers", "faiss")
     import airflow.sdk  # noqa: F401  (Airflow's own import time is not the DAG files')
-
     from airflow.dag_processing.dagbag import DagBag
 
     started = time.perf_counter()
