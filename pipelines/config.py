@@ -8,7 +8,6 @@ without editing it.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 
 ENV_LAKEHOUSE_ROOT = "TIGERTWIN_LAKEHOUSE_ROOT"
@@ -32,11 +31,6 @@ class SparkConfig:
     # Extra `spark.*` settings, applied last, e.g. {"spark.executor.memory": "8g"}.
     extra_conf: tuple[tuple[str, str], ...] = ()
 
-    @classmethod
-    def from_env(cls, **overrides: object) -> SparkConfig:
-        master = os.environ.get(ENV_SPARK_MASTER) or None
-        return cls(**{"master": master, **overrides})  # type: ignore[arg-type]
-
 
 @dataclass(frozen=True)
 class LakehouseConfig:
@@ -45,11 +39,6 @@ class LakehouseConfig:
     root: str = "lakehouse"
     # delta-rs / pyarrow storage options (credentials, endpoints) for object stores.
     storage_options: tuple[tuple[str, str], ...] = field(default=())
-
-    @classmethod
-    def from_env(cls, **overrides: object) -> LakehouseConfig:
-        root = os.environ.get(ENV_LAKEHOUSE_ROOT, cls.root)
-        return cls(**{"root": root, **overrides})  # type: ignore[arg-type]
 
 
 def logical_time(run_date: dt.date) -> dt.datetime:

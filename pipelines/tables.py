@@ -29,10 +29,6 @@ class TableSpec:
         """SQL-friendly name for Spark/DuckDB views: silver.events -> silver_events."""
         return self.name.replace(".", "_")
 
-    @property
-    def data_columns(self) -> list[str]:
-        return [f.name for f in self.schema if f.name not in self.partition_by]
-
     def spark_schema(self):  # -> pyspark StructType; imported lazily to keep this module JVM-free
         from pyspark.sql.pandas.types import from_arrow_schema
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -155,7 +156,7 @@ def read_delta(
     files = table.file_uris()
     if not files:
         return spark.createDataFrame([], spark_schema)
-    base = uri if "://" in uri else _abspath(uri)
+    base = uri if "://" in uri else os.path.abspath(uri)
     return (
         spark.read.schema(spark_schema)
         .option("basePath", base)
@@ -225,8 +226,3 @@ def _write_with_connector(
     writer.save(uri)
     return SparkDeltaTable.forPath(spark, uri).history(1).collect()[0]["version"]
 
-
-def _abspath(path: str) -> str:
-    import os
-
-    return os.path.abspath(path)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, Schema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import (
     AddAction,
@@ -121,7 +121,7 @@ def commit_files(
         log.info("creating Delta table %s with %d file(s)", uri, len(adds))
         create_table_with_add_actions(
             uri,
-            schema=_delta_schema(schema),
+            schema=Schema.from_arrow(schema),
             add_actions=adds,
             mode="error",
             partition_by=list(partition_by) or None,
@@ -173,8 +173,3 @@ def commit_files(
     table.update_incremental()
     return table.version()
 
-
-def _delta_schema(schema: pa.Schema):
-    from deltalake import Schema
-
-    return Schema.from_arrow(schema)

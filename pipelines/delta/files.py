@@ -96,7 +96,6 @@ class ColumnStats:
     """
 
     def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
         self.rows = 0
         self.nulls = {f.name: 0 for f in schema}
         self.mins: dict[str, Any] = {}
@@ -132,12 +131,6 @@ class ColumnStats:
         })
 
 
-def column_stats(table: pa.Table) -> str:
-    stats = ColumnStats(table.schema)
-    stats.update(table)
-    return stats.to_json()
-
-
 def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """Reorder and cast a batch to the table schema; errors name the column."""
     names = set(batch.schema.names)
@@ -169,7 +162,6 @@ class PartitionedFileWriter:
 
     def __init__(
         self,
-        table_uri: str,
         schema: pa.Schema,
         partition_by: tuple[str, ...],
         write_id: str,

@@ -93,7 +93,6 @@ class DeltaArrowWriter(DataSourceArrowWriter):
     def write(self, iterator: Iterator[pa.RecordBatch]) -> FilesWritten:
         fs, root = filesystem_for(self.opts.path, self.opts.storage_options)
         writer = PartitionedFileWriter(
-            self.opts.path,
             self.opts.schema,
             self.opts.partition_by,
             self.opts.write_id,

@@ -4,7 +4,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipelines.delta.files import column_stats, conform_batch, partition_value_to_str
+from pipelines.delta.files import ColumnStats, conform_batch, partition_value_to_str
 
 
 def test_stats_bound_the_data_and_count_nulls():
@@ -15,7 +15,10 @@ def test_stats_bound_the_data_and_count_nulls():
         "ts": pa.array([ts[0], None, ts[1]], pa.timestamp("us", tz="UTC")),
         "tags": pa.array([["a"], None, []], pa.list_(pa.string())),
     })
-    stats = json.loads(column_stats(table))
+    accumulated = ColumnStats(table.schema)
+    accumulated.update(table.slice(0, 2))  # stats merge across batches
+    accumulated.update(table.slice(2))
+    stats = json.loads(accumulated.to_json())
     assert stats["numRecords"] == 3
     assert stats["nullCount"] == {"x": 1, "s": 1, "ts": 1, "tags": 1}
     assert stats["minValues"]["x"] == 1 and stats["maxValues"]["s"] == "b"
