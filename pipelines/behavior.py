@@ -184,9 +184,12 @@ def run_cluster_behaviors(
     n_changed = changed.count()
     log.info("%d of %d users to (re)cluster", n_changed, fingerprint.count())
 
-    todo = events.join(changed, "user_id", "left_semi")
-    capped = cap_history(todo, config.clustering.max_events)
-    events_capped = todo.count() - capped.count()
+    cap = config.clustering.max_events
+    over_cap = fingerprint.join(changed, "user_id", "left_semi").agg(
+        F.sum(F.greatest(F.col("history_events") - cap, F.lit(0))).alias("n")
+    ).collect()[0]["n"]
+    events_capped = over_cap or 0  # derived from the fingerprint: no second pass over events
+    capped = cap_history(events.join(changed, "user_id", "left_semi"), cap)
     rows = cluster_users(
         capped.join(embeddings, "item_id", "left"), config.clustering, config.as_of
     ).localCheckpoint()

@@ -224,10 +224,12 @@ def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> I
         "source", "row_number", F.concat(F.lit("unknown item: "), F.col("item_id")).alias("reason"),
         F.lit(None).cast("string").alias("raw"),
     )
-    events = events.join(items.select("item_id"), "item_id", "left_semi")
-    counts["events_read"] = events.count() + unknown.count()
+    events = events.join(items.select("item_id"), "item_id", "left_semi").localCheckpoint()
+    n_unknown = unknown.count()
+    n_known = events.count()
+    counts["events_read"] = n_known + n_unknown
     events = latest_per_key(events, list(SILVER_EVENTS.key)).localCheckpoint()
-    counts["events_duplicates_removed"] = counts["events_read"] - unknown.count() - events.count()
+    counts["events_duplicates_removed"] = n_known - events.count()
     if config.k_core > 0:
         before = events.count()
         events = k_core(events, config.k_core)
@@ -248,7 +250,8 @@ def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> I
         for row in bad.groupBy(F.substring_index("reason", ":", 1).alias("r")).count().collect():
             by_reason[f"{table}: {row['r']}"] = row["count"]
     counts["quarantined"] = sum(by_reason.values())
-    total = counts["events_read"] + counts.get("items_read", 0) + counts["quarantined"] - unknown.count()
+    # unknown-item events are both read and quarantined: count them once
+    total = counts["events_read"] + counts.get("items_read", 0) + counts["quarantined"] - n_unknown
     for reason, n in sorted(by_reason.items()):
         log.warning("quarantined %d row(s): %s", n, reason)
     bad_fraction = counts["quarantined"] / max(total, 1)
