@@ -85,6 +85,11 @@ def line_format(config: IngestConfig, kind: Kind) -> LineFormat:
 
 def stage(spark: SparkSession, paths: tuple[str, ...], fmt: LineFormat, tabular: bool) -> DataFrame:
     """Raw files -> staged rows (silver columns + source, row_number, error, raw)."""
+    import os
+
+    for path in paths:  # fail on the driver, naming the file, not deep inside a Spark task
+        if "://" not in path and not os.path.isfile(path):
+            raise FileNotFoundError(f"{fmt.kind} file {path!r} does not exist")
     spark.dataSource.register(LinesDataSource)
     lines = (
         spark.read.format(LINES_FORMAT)

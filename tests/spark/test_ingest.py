@@ -162,3 +162,8 @@ def test_real_beauty_counts(spark, catalog, shared_data):
     assert report.counts["quarantined"] == 0
     assert (events.select("user_id").distinct().count(), report.counts["items_written"], events.count()) == (
         22_363, 12_101, 198_502)
+
+
+def test_missing_input_file_is_named(spark, catalog, tmp_path):
+    with pytest.raises(FileNotFoundError, match="events file .*nope.csv"):
+        run_ingest(spark, catalog, _config("tabular", [tmp_path / "nope.csv"]))
