@@ -13,6 +13,8 @@ COMMANDS = {
     "embed-items": "jobs.embed_items",
     "sql": "jobs.sql",
     "cluster-behaviors": "jobs.cluster_behaviors",
+    "train-rqvae": "jobs.train_rqvae",
+    "assign-semantic-ids": "jobs.assign_semantic_ids",
 }
 
 

@@ -7,20 +7,32 @@ import datetime as dt
 import logging
 import os
 
-from pipelines.config import ENV_LAKEHOUSE_ROOT, ENV_SPARK_MASTER, LakehouseConfig, SparkConfig
+from pipelines.artifacts import ArtifactStore
+from pipelines.config import (
+    ENV_ARTIFACTS_ROOT,
+    ENV_LAKEHOUSE_ROOT,
+    ENV_SPARK_MASTER,
+    LakehouseConfig,
+    SparkConfig,
+)
 from pipelines.tables import Catalog
 
 
-def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True) -> None:
-    group = parser.add_argument_group("lakehouse and Spark")
+def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True, spark: bool = True) -> None:
+    group = parser.add_argument_group("lakehouse, artifacts and Spark")
     group.add_argument(
         "--lakehouse", default=os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root),
         help=f"Delta root: a path or URI (env {ENV_LAKEHOUSE_ROOT}; default %(default)s)",
     )
     group.add_argument(
-        "--master", default=os.environ.get(ENV_SPARK_MASTER),
-        help=f"Spark master URL (env {ENV_SPARK_MASTER}); default local[*], or spark-submit's",
+        "--artifacts", default=os.environ.get(ENV_ARTIFACTS_ROOT, ArtifactStore.root),
+        help=f"model artifacts root (env {ENV_ARTIFACTS_ROOT}; default %(default)s)",
     )
+    if spark:
+        group.add_argument(
+            "--master", default=os.environ.get(ENV_SPARK_MASTER),
+            help=f"Spark master URL (env {ENV_SPARK_MASTER}); default local[*], or spark-submit's",
+        )
     group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     if run_date:
         group.add_argument(
@@ -37,6 +49,10 @@ def setup_logging(level: str) -> None:
 
 def catalog_from(args: argparse.Namespace) -> Catalog:
     return Catalog(LakehouseConfig(root=args.lakehouse))
+
+
+def artifacts_from(args: argparse.Namespace) -> ArtifactStore:
+    return ArtifactStore(root=args.artifacts)
 
 
 def spark_from(args: argparse.Namespace, app_name: str):

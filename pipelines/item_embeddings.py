@@ -1,8 +1,10 @@
-"""silver.items -> gold.item_embeddings with a sentence-transformers model, in Spark.
+"""silver.items (+ silver.events) -> gold.item_embeddings, in Spark.
 
-Only items whose content hash or model changed are embedded again; the table is
-rewritten (reused + new vectors) in one commit. Items with no text at all go to
-ops.quarantine with the reason.
+Sources: `text` (a sentence-transformers model over the item's content),
+`als` (collaborative vectors, for catalogs without text), `concat` (both).
+Text is embedded incrementally: only items whose content hash or model changed
+are encoded again; the table is rewritten (reused + new vectors) in one commit.
+Items left without a vector go to ops.quarantine with the reason.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from pipelines.collab_embeddings import AlsConfig, als_item_vectors
 from pipelines.config import logical_time
 from pipelines.delta import read_table, table_version, write_table
 from pipelines.embeddings import TextEmbeddingConfig, embed_frame
-from pipelines.tables import GOLD_ITEM_EMBEDDINGS, SILVER_ITEMS, Catalog
+from pipelines.tables import GOLD_ITEM_EMBEDDINGS, SILVER_EVENTS, SILVER_ITEMS, Catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -30,15 +33,26 @@ _EMBEDDED = "item_id string, content_hash string, embedding array<float>, error 
 _CHUNK_ROWS = 2048  # rows per encode call inside a task: progress lines stay frequent
 
 
+EmbeddingSource = Literal["text", "als", "concat"]
+SOURCES: tuple[EmbeddingSource, ...] = ("text", "als", "concat")
+
+
 @dataclass(frozen=True)
 class EmbedItemsConfig:
     run_date: dt.date
+    source: EmbeddingSource = "text"  # text: item content; als: collaborative; concat: both side by side
     text: TextEmbeddingConfig = field(default_factory=TextEmbeddingConfig)
+    als: AlsConfig = field(default_factory=AlsConfig)
     full_refresh: bool = False
 
     @property
     def run_id(self) -> str:
         return f"embed-items-{self.run_date.isoformat()}"
+
+    @property
+    def model_name(self) -> str:
+        return {"text": self.text.model, "als": self.als.model_name,
+                "concat": f"{self.text.model}+{self.als.model_name}"}[self.source]
 
 
 def embed_items_spark(items: DataFrame, config: TextEmbeddingConfig, partitions: int) -> DataFrame:
@@ -53,46 +67,110 @@ def embed_items_spark(items: DataFrame, config: TextEmbeddingConfig, partitions:
     return items.select(*columns).repartition(partitions).mapInPandas(encode, _EMBEDDED)
 
 
-def run_embed_items(spark: SparkSession, catalog: Catalog, config: EmbedItemsConfig) -> dict[str, float]:
+def _text_vectors(
+    spark: SparkSession, catalog: Catalog, items: DataFrame, config: EmbedItemsConfig
+) -> tuple[DataFrame, DataFrame, dict[str, float]]:
+    """(item_id, content_hash, embedding) for every item with text, re-embedding only new or
+    changed ones; and the items without text."""
     from pyspark.sql import functions as F
 
-    from pipelines.ops import write_metrics, write_quarantine
-
-    items = read_table(spark, catalog, SILVER_ITEMS.name)
     uri = catalog.location(GOLD_ITEM_EMBEDDINGS.name)
     reuse = None
     if not config.full_refresh and table_version(uri, catalog.storage_options or None) is not None:
         existing = read_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name).filter(
-            (F.col("model") == config.text.model) & (F.col("source") == "text")
+            (F.col("model") == config.model_name) & (F.col("source") == config.source)
         )
+        if config.source == "concat":  # the text half leads; the ALS half is refitted every run
+            existing = existing.withColumn(
+                "embedding", F.slice("embedding", 1, F.size("embedding") - config.als.rank)
+            )
         reuse = existing.join(items.select("item_id", "content_hash"), ["item_id", "content_hash"], "left_semi")
         items = items.join(reuse.select("item_id"), "item_id", "left_anti")
     todo = items.localCheckpoint()
     n_todo = todo.count()
     log.info("embedding %d new or changed item(s) with %s", n_todo, config.text.model)
-
     started = time.perf_counter()
     embedded = embed_items_spark(todo, config.text, spark.sparkContext.defaultParallelism).localCheckpoint()
     seconds = time.perf_counter() - started
-    good = embedded.filter(F.col("error").isNull()).select(
-        "item_id", "content_hash", F.lit(config.text.model).alias("model"), F.lit("text").alias("source"),
-        "embedding",
-    )
-    rows = good if reuse is None else reuse.select(*GOLD_ITEM_EMBEDDINGS.schema.names).unionByName(good)
-    write_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name, rows, mode="overwrite",
-                custom_metadata={"run_id": config.run_id, "model": config.text.model})
-    bad = embedded.filter(F.col("error").isNotNull()).select(
-        F.lit(SILVER_ITEMS.name).alias("source"), F.lit(0).cast("long").alias("row_number"),
-        F.col("error").alias("reason"), F.to_json(F.struct("item_id")).alias("raw"),
-    )
-    write_quarantine(spark, catalog, GOLD_ITEM_EMBEDDINGS.name, config.run_id, bad)
+    good = embedded.filter(F.col("error").isNull()).select("item_id", "content_hash", "embedding")
+    vectors = good if reuse is None else reuse.select(*good.columns).unionByName(good)
+    bad = embedded.filter(F.col("error").isNotNull()).select("item_id", F.col("error").alias("reason"))
     n_bad = bad.count()
-    metrics = {
+    return vectors, bad, {
         "items_embedded": float(n_todo - n_bad),
         "items_reused": float(reuse.count() if reuse is not None else 0),
-        "items_without_text": float(n_bad),
         "embed_seconds": seconds,
         "items_per_second": n_todo / seconds if seconds > 0 else 0.0,
     }
+
+
+def _als_vectors(
+    spark: SparkSession, catalog: Catalog, items: DataFrame, config: EmbedItemsConfig
+) -> tuple[DataFrame, DataFrame, dict[str, float]]:
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    events = read_table(spark, catalog, SILVER_EVENTS.name)
+    factors = als_item_vectors(events, config.als).localCheckpoint()
+    vectors = items.select("item_id", "content_hash").join(factors, "item_id")
+    missing = items.join(factors, "item_id", "left_anti").select(
+        "item_id", F.lit("no training events, so ALS has no vector (a cold item: use --source text or concat)")
+        .alias("reason"),
+    )
+    return vectors, missing, {"als_seconds": time.perf_counter() - started, "als_items": float(factors.count())}
+
+
+def _concat(text: DataFrame, als: DataFrame) -> DataFrame:
+    """[text / |text|, als / |als|]: each half unit length, so neither dominates by scale."""
+    from pyspark.sql import functions as F
+
+    def unit(column: str):
+        norm = F.sqrt(F.aggregate(F.col(column), F.lit(0.0), lambda acc, v: acc + v * v))
+        return F.transform(F.col(column), lambda v: (v / F.greatest(norm, F.lit(1e-12))).cast("float"))
+
+    return text.join(als.select("item_id", F.col("embedding").alias("als")), "item_id").select(
+        "item_id", "content_hash", F.concat(unit("embedding"), unit("als")).alias("embedding")
+    )
+
+
+def run_embed_items(spark: SparkSession, catalog: Catalog, config: EmbedItemsConfig) -> dict[str, float]:
+    from pyspark.sql import functions as F
+
+    from pipelines.ops import write_metrics, write_quarantine
+
+    if config.source not in SOURCES:
+        raise ValueError(f"embedding source {config.source!r} is not one of {SOURCES}")
+    items = read_table(spark, catalog, SILVER_ITEMS.name)
+    metrics: dict[str, float] = {}
+    parts = []
+    if config.source in ("text", "concat"):
+        text, no_text, text_metrics = _text_vectors(spark, catalog, items, config)
+        parts.append(no_text)
+        metrics |= text_metrics
+    if config.source in ("als", "concat"):
+        als, no_als, als_metrics = _als_vectors(spark, catalog, items, config)
+        parts.append(no_als)
+        metrics |= als_metrics
+    if config.source == "text":
+        vectors = text
+    elif config.source == "als":
+        vectors = als
+    else:
+        vectors = _concat(text, als)
+    rows = vectors.select(
+        "item_id", "content_hash", F.lit(config.model_name).alias("model"),
+        F.lit(config.source).alias("source"), "embedding",
+    )
+    write_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name, rows, mode="overwrite",
+                custom_metadata={"run_id": config.run_id, "model": config.model_name, "source": config.source})
+    rejected = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    rejected = rejected.groupBy("item_id").agg(F.concat_ws("; ", F.sort_array(F.collect_set("reason"))).alias("reason"))
+    bad = rejected.select(
+        F.lit(SILVER_ITEMS.name).alias("source"), F.lit(0).cast("long").alias("row_number"),
+        "reason", F.to_json(F.struct("item_id")).alias("raw"),
+    )
+    write_quarantine(spark, catalog, GOLD_ITEM_EMBEDDINGS.name, config.run_id, bad)
+    metrics["items_without_vector"] = float(rejected.count())
+    metrics["items_written"] = float(read_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name).count())
     write_metrics(spark, catalog, "embed_items", config.run_id, metrics, logical_time(config.run_date))
     return metrics

@@ -29,3 +29,28 @@ def plot_cluster_sizes(sizes_by_name: Mapping[str, Sequence[int]], gamma: int, p
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def plot_code_usage(usage: np.ndarray, path: str | pathlib.Path, title: str) -> str:
+    """One bar chart per codebook level: items per code, codes sorted by use (dead codes show as a gap)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels, size = usage.shape
+    fig, axes = plt.subplots(1, levels, figsize=(4 * levels, 3.0), squeeze=False, sharey=True)
+    for level, ax in enumerate(axes[0]):
+        counts = np.sort(usage[level])[::-1]
+        used = int((counts > 0).sum())
+        ax.bar(np.arange(size), counts, width=1.0, color="#55a868")
+        ax.set_title(f"level {level}: {used}/{size} codes used")
+        ax.set_xlabel("code (sorted by items)")
+    axes[0][0].set_ylabel("items")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -153,11 +153,44 @@ GOLD_USER_CLUSTER_MEMBERS = TableSpec(
     description="Which cluster each clustered event fell into (explains a cluster).",
 )
 
+GOLD_SEMANTIC_IDS = TableSpec(
+    name="gold.semantic_ids",
+    schema=_schema(
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("codes", pa.list_(pa.field("element", pa.int32())), nullable=False),  # 3 RQ-VAE codes + collision token
+        pa.field("semantic_id", pa.string(), nullable=False),  # "a-b-c-d"
+        pa.field("rqvae_version", pa.string(), nullable=False),
+    ),
+    key=("item_id",),
+    description="TIGER semantic ID of every item, unique, stable within an RQ-VAE version.",
+)
+
+GOLD_CANDIDATES = TableSpec(
+    name="gold.candidates",
+    schema=_schema(
+        pa.field("run_date", pa.date32(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),  # 1 = best
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("semantic_id", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),  # what the rank orders by
+        pa.field("retrieval_score", pa.float64(), nullable=False),  # TIGER beam log-probability
+        pa.field("ranker_score", pa.float64()),  # TWIN-V2 logit; null when reranking is off
+        pa.field("source", pa.string(), nullable=False),  # tiger | tiger+twin
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("ranker_version", pa.string()),
+    ),
+    key=("run_date", "user_id", "rank"),
+    partition_by=("run_date",),
+    description="Tonight's top-K per user; one partition per run date, replaced on rerun.",
+)
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         SILVER_ITEMS, SILVER_EVENTS, OPS_QUARANTINE, OPS_METRICS,
         GOLD_ITEM_EMBEDDINGS, GOLD_USER_CLUSTERS, GOLD_USER_CLUSTER_MEMBERS,
+        GOLD_SEMANTIC_IDS, GOLD_CANDIDATES,
     )
 }
 

@@ -39,6 +39,7 @@ __all__ = [
     "has_delta_connector",
     "read_delta",
     "read_table",
+    "read_table_arrow",
     "table_version",
     "write_delta",
     "write_table",
@@ -202,6 +203,33 @@ def read_table(
     return read_delta(
         spark, catalog.location(name), version=version, storage_options=catalog.storage_options or None
     )
+
+
+def read_table_arrow(
+    catalog: Catalog, name: str, *, columns: Sequence[str] | None = None, version: int | None = None
+) -> tuple[pa.Table, int]:
+    """(snapshot as Arrow, its version) without Spark: for the torch jobs, which may run on GPU
+    workers without a JVM. Partition columns come back from the hive-style paths."""
+    import pyarrow.dataset as ds
+
+    from pipelines.delta.files import filesystem_for
+
+    spec = get_spec(name)
+    uri = catalog.location(name)
+    table = open_table(uri, catalog.storage_options or None, version)
+    if table is None:
+        raise FileNotFoundError(f"no Delta table {name} at {uri}; run the job that writes it first")
+    schema = spec.schema
+    files = table.file_uris()
+    if not files:
+        empty = schema.empty_table()
+        return (empty.select(list(columns)) if columns else empty), table.version()
+    fs, base = filesystem_for(uri, catalog.storage_options or None)
+    paths = [filesystem_for(f, catalog.storage_options or None)[1] for f in files]
+    partitioning = ds.partitioning(pa.schema([schema.field(c) for c in spec.partition_by]), flavor="hive")
+    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
+                         partitioning=partitioning, partition_base_dir=base)
+    return dataset.to_table(columns=list(columns) if columns else None), table.version()
 
 
 def _write_with_connector(
