@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from pipelines.retrieval import UpstreamTableError
+
 # sub-command -> job module; each module has build_parser(parser) and run(args).
 COMMANDS = {
     "synth": "jobs.synth",
@@ -15,6 +17,9 @@ COMMANDS = {
     "cluster-behaviors": "jobs.cluster_behaviors",
     "train-rqvae": "jobs.train_rqvae",
     "assign-semantic-ids": "jobs.assign_semantic_ids",
+    "train-tiger": "jobs.train_tiger",
+    "generate-candidates": "jobs.generate_candidates",
+    "evaluate": "jobs.evaluate",
 }
 
 
@@ -30,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return modules[args.command].run(args)
-    except FileNotFoundError as exc:  # an upstream table or input file is missing: say which
+    except (FileNotFoundError, UpstreamTableError) as exc:  # an upstream table/file is missing or stale
         print(f"tigertwin {args.command}: {exc}", file=sys.stderr)
         return 2
 

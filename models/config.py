@@ -29,3 +29,41 @@ class RQVAETrainConfig:
     checkpoint_every: int = 25  # epochs; 0 = never
     normalize_inputs: bool = True  # unit-length inputs: text and ALS vectors on one scale
     device: str | None = None  # None: cuda when present, else cpu
+
+
+@dataclass(frozen=True)
+class TigerConfig:
+    """TIGER's encoder-decoder (defaults from the paper) over semantic-ID tokens."""
+
+    levels: int = 4  # tokens per item: 3 RQ-VAE codes + the collision token
+    codebook_size: int = 256
+    user_buckets: int = 2_000  # user IDs hashed into this many tokens
+    max_history: int = 20  # items the encoder reads
+    d_model: int = 128
+    heads: int = 6
+    head_dim: int = 64
+    mlp_dim: int = 1024
+    encoder_layers: int = 4
+    decoder_layers: int = 4
+    dropout: float = 0.1
+
+    @classmethod
+    def debug(cls, **overrides: int | float) -> TigerConfig:
+        """A model that trains in seconds on CPU: tests and the demo."""
+        small = {"d_model": 64, "heads": 2, "head_dim": 32, "mlp_dim": 128,
+                 "encoder_layers": 1, "decoder_layers": 1, "dropout": 0.0, "user_buckets": 64}
+        return cls(**(small | overrides))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TigerTrainConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 500  # then cosine decay to 0 at the last step
+    seed: int = 0
+    eval_users: int = 2_000  # validation users scored after each epoch (recall@10 picks the best epoch)
+    beam_width: int = 20
+    max_minutes: float | None = None  # a wall-clock budget: stop after the epoch that passes it
+    device: str | None = None  # None: cuda when present, else cpu

@@ -226,7 +226,7 @@ def train_rqvae(
             reseed_dead_codes(model, usage, x[order[: train.kmeans_init_samples]], generator)
         state.epoch = epoch + 1
         state.history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", dead=int(record["dead_codes"]))
+        bar.set_postfix(loss=f"{record['loss']:.4f}", dead=int(record["dead_codes"]), refresh=False)
         if checkpoint is not None and train.checkpoint_every and (
             state.epoch % train.checkpoint_every == 0 or state.epoch == last_epoch
         ):

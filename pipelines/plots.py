@@ -54,3 +54,30 @@ def plot_code_usage(usage: np.ndarray, path: str | pathlib.Path, title: str) -> 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def plot_method_comparison(results: Mapping[str, Mapping[str, float]], path: str | pathlib.Path, title: str) -> str:
+    """Grouped bars: one group per metric (Recall@5, NDCG@10, ...), one bar per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(results)
+    metrics = [m for m in next(iter(results.values())) if "@" in m]
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(1.6 * len(metrics) + 2, 3.4))
+    for i, method in enumerate(methods):
+        values = [results[method].get(m, 0.0) for m in metrics]
+        bars = ax.bar(np.arange(len(metrics)) + i * width, values, width, label=method)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(np.arange(len(metrics)) + width * (len(methods) - 1) / 2, metrics)
+    ax.set_ylabel("test split")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -1,0 +1,161 @@
+"""TIGER: an encoder-decoder Transformer that reads a history of semantic IDs and writes the next one.
+
+Tokens: PAD, BOS, then `levels x codebook_size` code tokens (level l, code c ->
+2 + l*K + c), then one token per user bucket. The encoder reads
+[user, item_1 codes, ..., item_n codes] with the history right-aligned (the
+most recent item always sits at the same positions); the decoder starts
+from BOS and emits one code per level; position t of the decoder only
+scores level t's K codes. T5-style attention: 6 heads of 64 on a 128-d
+model (the inner width need not equal d_model). Torch only.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.config import TigerConfig
+
+PAD, BOS = 0, 1
+FIRST_CODE_TOKEN = 2
+
+
+def code_token(config: TigerConfig, level: int | torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    return FIRST_CODE_TOKEN + level * config.codebook_size + code
+
+
+def user_bucket(user_id: str, buckets: int) -> int:
+    """Stable across processes and runs (Python's hash() is salted)."""
+    return zlib.crc32(user_id.encode()) % buckets
+
+
+def vocab_size(config: TigerConfig) -> int:
+    return FIRST_CODE_TOKEN + config.levels * config.codebook_size + config.user_buckets
+
+
+class Attention(nn.Module):
+    def __init__(self, config: TigerConfig):
+        super().__init__()
+        inner = config.heads * config.head_dim
+        self.heads, self.head_dim, self.dropout = config.heads, config.head_dim, config.dropout
+        self.query = nn.Linear(config.d_model, inner, bias=False)
+        self.key_value = nn.Linear(config.d_model, 2 * inner, bias=False)
+        self.out = nn.Linear(inner, config.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, keep: torch.Tensor | None = None,
+                causal: bool = False) -> torch.Tensor:
+        b, tq, _ = x.shape
+        tk = context.shape[1]
+        q = self.query(x).view(b, tq, self.heads, self.head_dim).transpose(1, 2)
+        k, v = self.key_value(context).view(b, tk, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        mask = None if keep is None else keep[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(out.transpose(1, 2).reshape(b, tq, -1))
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, config: TigerConfig):
+        super().__init__(nn.Linear(config.d_model, config.mlp_dim), nn.ReLU(), nn.Dropout(config.dropout),
+                         nn.Linear(config.mlp_dim, config.d_model))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, config: TigerConfig):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(config.d_model), nn.LayerNorm(config.d_model)
+        self.attention, self.feed_forward = Attention(config), FeedForward(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.drop(self.attention(h, h, keep))
+        return x + self.drop(self.feed_forward(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: TigerConfig):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(config.d_model) for _ in range(3))
+        self.self_attention, self.cross_attention = Attention(config), Attention(config)
+        self.feed_forward = FeedForward(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_keep: torch.Tensor) -> torch.Tensor:
+        h = self.norms[0](x)
+        x = x + self.drop(self.self_attention(h, h, causal=True))
+        x = x + self.drop(self.cross_attention(self.norms[1](x), memory, memory_keep))
+        return x + self.drop(self.feed_forward(self.norms[2](x)))
+
+
+class Tiger(nn.Module):
+    def __init__(self, config: TigerConfig):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.embed = nn.Embedding(vocab_size(config), d, padding_idx=PAD)
+        self.encoder_positions = nn.Embedding(1 + config.max_history * config.levels, d)
+        self.decoder_positions = nn.Embedding(config.levels, d)
+        self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
+        self.encoder_norm, self.decoder_norm = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.head = nn.Linear(d, config.levels * config.codebook_size)
+        self.drop = nn.Dropout(config.dropout)
+
+    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens [B, S] -> memory [B, S, d] and the mask of real (non-PAD) positions."""
+        keep = tokens != PAD
+        # counted from the end: the most recent item has the same positions whatever the history length
+        positions = torch.arange(tokens.shape[1] - 1, -1, -1, device=tokens.device)
+        x = self.drop(self.embed(tokens) + self.encoder_positions(positions))
+        for layer in self.encoder:
+            x = layer(x, keep)
+        return self.encoder_norm(x), keep
+
+    def decode(self, memory: torch.Tensor, keep: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """decoder input [B, T] (BOS + the first T-1 codes) -> logits [B, T, K]: position t scores level t."""
+        t = tokens.shape[1]
+        positions = torch.arange(t, device=tokens.device)
+        x = self.drop(self.embed(tokens) + self.decoder_positions(positions))
+        for layer in self.decoder:
+            x = layer(x, memory, keep)
+        logits = self.head(self.decoder_norm(x)).view(*tokens.shape, self.config.levels, self.config.codebook_size)
+        return logits[:, positions, positions]  # [B, T, K]: each position's own level
+
+    def forward(self, encoder_tokens: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: target codes [B, levels] -> logits [B, levels, K]."""
+        memory, keep = self.encode(encoder_tokens)
+        return self.decode(memory, keep, self.decoder_input(target_codes[:, :-1]))
+
+    def decoder_input(self, codes: torch.Tensor) -> torch.Tensor:
+        """BOS followed by the code tokens of `codes` [B, t] (t < levels)."""
+        levels = torch.arange(codes.shape[1], device=codes.device)
+        bos = torch.full((codes.shape[0], 1), BOS, dtype=torch.long, device=codes.device)
+        return torch.cat([bos, code_token(self.config, levels, codes)], dim=1)
+
+
+def encoder_tokens(
+    config: TigerConfig, item_codes: torch.Tensor, histories: torch.Tensor, users: torch.Tensor
+) -> torch.Tensor:
+    """histories [B, H] of item indices, right-aligned, -1 = padding; users [B] buckets -> tokens [B, 1 + H*L].
+
+    Leading columns that are padding for the whole batch are cut (short histories, short sequences).
+    """
+    real = histories >= 0
+    if real.any():
+        first = int(real.any(0).nonzero()[0])
+        histories, real = histories[:, first:], real[:, first:]
+    codes = item_codes[histories.clamp(min=0)]  # [B, H, L]
+    levels = torch.arange(config.levels, device=codes.device)
+    tokens = torch.where(real[..., None], code_token(config, levels, codes), torch.full_like(codes, PAD))
+    user = FIRST_CODE_TOKEN + config.levels * config.codebook_size + users
+    return torch.cat([user[:, None], tokens.flatten(1)], dim=1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return int(sum(np.prod(p.shape) for p in model.parameters()))

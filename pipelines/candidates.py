@@ -1,0 +1,122 @@
+"""Tonight's candidates: TIGER's top-K per user -> gold.candidates, one atomic overwrite of the
+run_date partition (a rerun of a date replaces it; never duplicates)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipelines.artifacts import ArtifactStore
+from pipelines.config import logical_time
+from pipelines.delta import write_table
+from pipelines.retrieval import MODEL, RetrievalInputs, UpstreamTableError, load_retrieval_inputs
+from pipelines.splits import SplitConfig
+from pipelines.tables import GOLD_CANDIDATES, GOLD_SEMANTIC_IDS, Catalog
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CandidatesConfig:
+    run_date: dt.date
+    top_k: int = 100
+    beam_width: int | None = None  # None: top_k
+    tiger_version: str | None = None  # None: the latest
+    exclude_history: bool = True
+    batch_size: int = 64  # users per beam-search batch (x beam width sequences)
+    device: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return f"generate-candidates-{self.run_date.isoformat()}"
+
+
+def load_tiger(store: ArtifactStore, version: str | None, inputs: RetrievalInputs, device: str | None):
+    """(model, version); fails clearly when the IDs table was rebuilt under another RQ-VAE."""
+    from models.config import TigerConfig
+    from models.tiger_training import load_weights
+
+    version = store.resolve(MODEL, version)
+    card = store.read_card(MODEL, version)
+    if card["rqvae_version"] != inputs.rqvae_version:
+        raise UpstreamTableError(
+            f"TIGER {version} was trained on RQ-VAE {card['rqvae_version']} IDs but {GOLD_SEMANTIC_IDS.name} "
+            f"now holds RQ-VAE {inputs.rqvae_version} IDs: train TIGER again"
+        )
+    model_config = dict(card["config"]["model"])
+    model = load_weights(TigerConfig(**model_config), store.directory(MODEL, version) / card["weights"], device)
+    return model, version, card
+
+
+def tiger_top_k(model, inputs: RetrievalInputs, examples, top_k: int, beam_width: int | None,
+                exclude_history: bool, batch_size: int, progress: bool = True, exclude_items=None):
+    import torch
+
+    from models.beam_search import SemanticIdTrie
+    from models.tiger_training import Sequences, recommend
+
+    device = next(model.parameters()).device
+    trie = SemanticIdTrie(inputs.index.codes, model.config.codebook_size).to(device)
+    codes = torch.as_tensor(inputs.index.codes, device=device)
+    return recommend(model, codes, trie, Sequences(examples.users, examples.histories, examples.targets),
+                     top_k=top_k, beam_width=beam_width or top_k, exclude_history=exclude_history,
+                     batch_size=batch_size, progress=progress, exclude_items=exclude_items)
+
+
+def candidate_rows(inputs: RetrievalInputs, users: np.ndarray, items: np.ndarray, scores: np.ndarray,
+                   run_date: dt.date, version: str) -> pd.DataFrame:
+    """One row per (user, rank) for the valid beams (users with short catalogs may get fewer than K)."""
+    k = items.shape[1]
+    valid = items >= 0
+    user_rows, rank = np.nonzero(valid)
+    chosen = items[valid]
+    return pd.DataFrame({
+        "run_date": run_date,
+        "user_id": users[user_rows],
+        "rank": (rank + 1).astype(np.int32),
+        "item_id": inputs.index.item_ids[chosen],
+        "semantic_id": inputs.index.semantic_ids[chosen],
+        "score": scores[valid].astype(np.float64),
+        "retrieval_score": scores[valid].astype(np.float64),
+        "ranker_score": None,
+        "source": "tiger",
+        "model_version": version,
+        "ranker_version": None,
+    }) if k else pd.DataFrame(columns=GOLD_CANDIDATES.schema.names)
+
+
+def run_generate_candidates(
+    spark: SparkSession, catalog: Catalog, store: ArtifactStore, config: CandidatesConfig
+) -> dict[str, float]:
+    from pipelines.ops import write_metrics
+
+    inputs = load_retrieval_inputs(catalog, SplitConfig())
+    model, version, _ = load_tiger(store, config.tiger_version, inputs, config.device)
+    serve = inputs.sequences.serve
+    started = time.perf_counter()
+    result = tiger_top_k(model, inputs, serve, config.top_k, config.beam_width, config.exclude_history,
+                         config.batch_size, exclude_items=inputs.sequences.serve_seen)
+    seconds = time.perf_counter() - started
+    rows = candidate_rows(inputs, serve.users, result.items.numpy(), result.scores.numpy(), config.run_date, version)
+    frame = spark.createDataFrame(rows, GOLD_CANDIDATES.spark_schema())
+    write_table(spark, catalog, GOLD_CANDIDATES.name, frame, mode="overwrite",
+                replace_partitions=[{"run_date": config.run_date}],
+                custom_metadata={"run_id": config.run_id, "model_version": version})
+    metrics = {
+        "users": float(len(serve)), "candidates": float(len(rows)),
+        "users_with_fewer_than_k": float((result.items.numpy() < 0).any(1).sum()),
+        "generate_seconds": seconds, "users_per_s": len(serve) / seconds if seconds else 0.0,
+    }
+    write_metrics(spark, catalog, "generate_candidates", config.run_id, metrics, logical_time(config.run_date))
+    log.info("wrote %d candidates for %d users (TIGER %s, %.1f users/s)", len(rows), len(serve), version,
+             metrics["users_per_s"])
+    return metrics

@@ -1,0 +1,129 @@
+"""User histories as item-index sequences for the sequence models (pure pandas/numpy).
+
+Built on the shared leave-one-out split (splits.py): the split is taken on
+all events first, so every model sees the same roles, and only then are
+items without a semantic ID removed from histories (counted, never silent).
+Histories are right-aligned in a fixed-width array, -1 = padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.splits import MIN_EVENTS_TO_HOLD_OUT, ORDER, SplitConfig, leave_one_out
+
+
+@dataclass(frozen=True)
+class ItemIndex:
+    """Rows 0..N-1 of every item array in the models; sorted by item_id."""
+
+    item_ids: np.ndarray  # str
+    codes: np.ndarray  # [N, levels] int64
+    semantic_ids: np.ndarray  # str, "a-b-c-d"
+
+    @classmethod
+    def from_semantic_ids(cls, table: pd.DataFrame) -> ItemIndex:
+        table = table.sort_values("item_id", kind="stable")
+        return cls(
+            item_ids=table["item_id"].to_numpy(dtype=object),
+            codes=np.stack(table["codes"].to_numpy()).astype(np.int64),
+            semantic_ids=table["semantic_id"].to_numpy(dtype=object),
+        )
+
+    def rows(self, item_ids: pd.Series | np.ndarray) -> np.ndarray:
+        """Row index of each item id, -1 for unknown items."""
+        lookup = pd.Index(self.item_ids)
+        return np.asarray(lookup.get_indexer(np.asarray(item_ids, dtype=object)), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Examples:
+    users: np.ndarray  # str user ids
+    histories: np.ndarray  # [E, max_history] item rows, right-aligned, -1 = padding
+    targets: np.ndarray  # [E] item rows; -1 when there is no target (serving)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def take(self, rows: np.ndarray) -> Examples:
+        return Examples(self.users[rows], self.histories[rows], self.targets[rows])
+
+
+def right_aligned(sequences: list[np.ndarray], width: int) -> np.ndarray:
+    out = np.full((len(sequences), width), -1, dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        tail = sequence[-width:]
+        if len(tail):
+            out[row, width - len(tail):] = tail
+    return out
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    train: Examples  # every prefix of every training sequence
+    valid: Examples
+    test: Examples
+    serve: Examples  # each user's latest history, for tonight's candidates
+    serve_seen: list[np.ndarray]  # every item row each serve user ever had (kept out of candidates)
+    stats: dict[str, float]
+
+
+def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig = SplitConfig()) -> SequenceData:
+    """events (user_id, item_id, ts) -> examples per role, in item rows of `index`."""
+    width = split.max_history
+    roles = leave_one_out(events[["user_id", "item_id", "ts"]], SplitConfig(max_history=10**9))
+    known = index.rows(events["item_id"]) >= 0
+    stats: dict[str, float] = {"events": float(len(events)), "events_without_semantic_id": float((~known).sum())}
+
+    def rows_of(items: list[str]) -> np.ndarray:
+        rows = index.rows(np.asarray(items, dtype=object))
+        return rows[rows >= 0]
+
+    users, histories, targets = [], [], []
+    for user, items in zip(roles["train"]["user_id"], roles["train"]["history"], strict=True):
+        sequence = rows_of(items)
+        for t in range(1, len(sequence)):
+            users.append(user)
+            histories.append(sequence[max(0, t - width):t])
+            targets.append(sequence[t])
+    train = Examples(np.asarray(users, dtype=object), right_aligned(histories, width), np.asarray(targets, np.int64))
+
+    held: dict[str, Examples] = {}
+    for role in ("valid", "test"):
+        frame = roles[role]
+        target_rows = index.rows(frame["target"])
+        keep = target_rows >= 0
+        stats[f"{role}_targets_without_semantic_id"] = float((~keep).sum())
+        held[role] = Examples(
+            frame["user_id"].to_numpy(dtype=object)[keep],
+            right_aligned([rows_of(h) for h, k in zip(frame["history"], keep, strict=True) if k], width),
+            target_rows[keep],
+        )
+    ordered = events.sort_values(["user_id", *ORDER], kind="stable")
+    latest = ordered.groupby("user_id", sort=True)["item_id"].agg(list)
+    serve = Examples(
+        latest.index.to_numpy(dtype=object),
+        right_aligned([rows_of(items) for items in latest], width),
+        np.full(len(latest), -1, dtype=np.int64),
+    )
+    stats.update({
+        "train_examples": float(len(train)), "valid_examples": float(len(held["valid"])),
+        "test_examples": float(len(held["test"])), "users": float(len(serve)),
+        "users_too_short_to_hold_out": float((latest.map(len) < MIN_EVENTS_TO_HOLD_OUT).sum()),
+    })
+    seen = [np.unique(rows_of(items)) for items in latest]
+    return SequenceData(train, held["valid"], held["test"], serve, seen, stats)
+
+
+def training_item_counts(train: Examples, n_items: int) -> np.ndarray:
+    """How often each item is a training target or in a training history's last slot: popularity
+    from training events only (each training event is the target of exactly one prefix, except
+    each user's first, which is only ever history)."""
+    counts = np.bincount(train.targets, minlength=n_items).astype(np.float64)
+    first_of_user = ~pd.Series(train.users).duplicated().to_numpy()
+    firsts = train.histories[first_of_user, -1]
+    counts += np.bincount(firsts[firsts >= 0], minlength=n_items)
+    return counts

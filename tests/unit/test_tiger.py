@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+
+from models.beam_search import SemanticIdTrie, beam_search, exclusion_mask, score_all_items
+from models.config import TigerConfig, TigerTrainConfig
+from models.tiger import Tiger, encoder_tokens
+from models.tiger_training import Sequences, recommend, train_tiger
+
+SMALL = TigerConfig.debug(codebook_size=4, max_history=5)
+
+
+def catalog(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    every = np.array(np.meshgrid(*[range(4)] * 4)).reshape(4, -1).T
+    return every[rng.choice(len(every), n, replace=False)]
+
+
+def test_trie_rejects_duplicate_ids():
+    with pytest.raises(ValueError, match="not unique"):
+        SemanticIdTrie(np.array([[1, 2, 3, 0], [1, 2, 3, 0]]), 4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_search_matches_brute_force_and_returns_valid_distinct_items(seed):
+    torch.manual_seed(seed)
+    codes = catalog(seed=seed)
+    model = Tiger(SMALL).eval()
+    histories = torch.as_tensor(np.random.default_rng(seed).integers(-1, 40, size=(6, 5)))
+    histories = torch.sort(histories, dim=1).values  # right-aligned: padding first
+    tokens = encoder_tokens(SMALL, torch.as_tensor(codes), histories, torch.arange(6))
+    exact = score_all_items(model, tokens, torch.as_tensor(codes)).topk(10)
+    found = beam_search(model, tokens, SemanticIdTrie(codes, 4), top_k=10, beam_width=4**4)
+    assert torch.equal(found.items, exact.indices)
+    assert torch.allclose(found.scores, exact.values, atol=1e-5)
+    narrow = beam_search(model, tokens, SemanticIdTrie(codes, 4), top_k=10)
+    for row in narrow.items:
+        assert len(set(row.tolist())) == 10 and (row >= 0).all() and (row < 40).all()
+
+
+def test_history_items_can_be_excluded():
+    torch.manual_seed(0)
+    codes = catalog()
+    model = Tiger(SMALL).eval()
+    histories = torch.as_tensor([[-1, 3, 7, 9, 11], [1, 2, 4, 5, 6]])
+    tokens = encoder_tokens(SMALL, torch.as_tensor(codes), histories, torch.arange(2))
+    out = beam_search(model, tokens, SemanticIdTrie(codes, 4), top_k=35,
+                      exclude=exclusion_mask(histories, 40, torch.device("cpu")))
+    for row, history in zip(out.items, histories, strict=True):
+        kept = set(row[row >= 0].tolist())
+        assert not kept & set(history[history >= 0].tolist())
+        assert len(kept) == 35
+
+
+def test_fewer_items_than_k_pads_with_minus_one():
+    codes = catalog(n=3)
+    model = Tiger(SMALL).eval()
+    tokens = encoder_tokens(SMALL, torch.as_tensor(codes), torch.as_tensor([[-1, -1, -1, -1, 0]]), torch.zeros(1, dtype=torch.long))
+    out = beam_search(model, tokens, SemanticIdTrie(codes, 4), top_k=5)
+    assert out.items[0, :3].sort().values.tolist() == [0, 1, 2] and (out.items[0, 3:] == -1).all()
+
+
+def _toy_sequences(codes_n=20, users=12, length=8):
+    """Each user walks the catalog with a fixed stride: the next item is a function of the last."""
+    users_, histories, targets = [], [], []
+    for u in range(users):
+        walk = [(u + 3 * t) % codes_n for t in range(length)]
+        for t in range(1, length):
+            h = walk[max(0, t - 5):t]
+            users_.append(f"u{u}")
+            histories.append([-1] * (5 - len(h)) + h)
+            targets.append(walk[t])
+    return Sequences(np.array(users_, dtype=object), np.array(histories), np.array(targets))
+
+
+def test_debug_model_overfits_a_tiny_set():
+    codes = catalog(n=20)
+    data = _toy_sequences()
+    train = TigerTrainConfig(epochs=40, batch_size=32, lr=3e-3, warmup_steps=10, eval_users=1000, beam_width=10)
+    model, state = train_tiger(codes, data, data, SMALL, train, progress=False)
+    assert state.best_recall > 0.95
+    top1 = recommend(model, torch.as_tensor(codes), SemanticIdTrie(codes, 4), data, top_k=1, beam_width=10,
+                     exclude_history=False).items[:, 0].numpy()
+    assert (top1 == data.targets).mean() > 0.9
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    codes = catalog(n=20)
+    data = _toy_sequences()
+    config = TigerConfig.debug(codebook_size=4, max_history=5, dropout=0.2)
+    train = TigerTrainConfig(epochs=3, batch_size=16, warmup_steps=5, eval_users=20, beam_width=5)
+    straight, _ = train_tiger(codes, data, data, config, train, directory=tmp_path / "a", progress=False)
+    _, first = train_tiger(codes, data, data, config, train, directory=tmp_path / "b", stop_after_epochs=1,
+                           progress=False)
+    assert first.epoch == 1
+    resumed, state = train_tiger(codes, data, data, config, train, directory=tmp_path / "b", progress=False)
+    assert state.epoch == 3 and len(state.history) == 3
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
