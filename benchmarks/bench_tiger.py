@@ -9,7 +9,9 @@ for a stated CPU budget (--minutes of wall clock on this machine; the best
 epoch by validation Recall@10 is kept) -> Recall@5/10, NDCG@5/10 on the test
 split with full ranking, TIGER and both baselines on the same users.
 Also: training examples/s, candidate generation users/s (top-100, the
-nightly job's setting). Writes benchmarks/results/tiger.json and tiger.png.
+nightly job's setting). Writes benchmarks/results/tiger.json and tiger.png;
+leaves each dataset's lakehouse and models under benchmarks/.work/ (bench_twin.py
+reranks that TIGER's candidates).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import logging
 import pathlib
 import sys
-import tempfile
+import shutil
 import time
 
 import numpy as np
@@ -44,6 +46,7 @@ from pipelines.sequences import Examples  # noqa: E402
 from pipelines.tables import Catalog  # noqa: E402
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+WORK = pathlib.Path(__file__).resolve().parent / ".work"  # lakehouse + artifacts kept for bench_twin.py
 RUN = dt.date(2026, 11, 24)
 PAPER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}  # Beauty, 200k steps
 
@@ -154,11 +157,11 @@ def main() -> None:
     spark = build_spark_session(SparkConfig(app_name="bench-tiger"))
     previous = RESULTS / "tiger.json"
     datasets = json.loads(previous.read_text()).get("datasets", {}) if previous.exists() else {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for name in args.datasets.split(","):
-            result = run_dataset(spark, pathlib.Path(scratch), name, args)
-            if result is not None:
-                datasets[name] = result
+    for name in args.datasets.split(","):
+        shutil.rmtree(WORK / name, ignore_errors=True)  # each run starts from an empty lakehouse
+        result = run_dataset(spark, WORK, name, args)
+        if result is not None:
+            datasets[name] = result
     spark.stop()
     payload: dict = {"datasets": datasets}
     if "amazon-beauty" in datasets:  # the issue's headline shape: Beauty at the top level

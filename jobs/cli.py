@@ -18,6 +18,7 @@ COMMANDS = {
     "train-rqvae": "jobs.train_rqvae",
     "assign-semantic-ids": "jobs.assign_semantic_ids",
     "train-tiger": "jobs.train_tiger",
+    "train-twin": "jobs.train_twin",
     "generate-candidates": "jobs.generate_candidates",
     "evaluate": "jobs.evaluate",
 }

@@ -1,8 +1,9 @@
-"""`tigertwin generate-candidates`: TIGER's top-K per user -> gold.candidates (run_date partition).
+"""`tigertwin generate-candidates`: TIGER's top-K per user, reranked by TWIN-V2 -> gold.candidates.
 
 Constrained beam search over the semantic IDs that exist, so every candidate
 is a real item; items in the user's history are left out unless
---keep-history. The run_date partition is replaced in one commit: rerunning a
+--keep-history. The TWIN-V2 ranker then reorders the top-K over the user's
+behaviour clusters and keeps --final-k (--no-rerank: TIGER's list as is). The run_date partition is replaced in one commit: rerunning a
 date never duplicates. Each row records the TIGER version.
 """
 
@@ -24,6 +25,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--tiger-version", default=None, help="default: the latest")
     parser.add_argument("--keep-history", action="store_true", help="allow items the user already has")
     parser.add_argument("--batch-size", type=int, default=CandidatesConfig.batch_size, help="users per batch")
+    parser.add_argument("--no-rerank", action="store_true", help="TIGER's order only (no TWIN-V2 ranker)")
+    parser.add_argument("--final-k", type=int, default=CandidatesConfig.final_k, help="list length after reranking")
+    parser.add_argument("--ranker-version", default=None, help="default: the latest")
     parser.add_argument("--device", default=None)
     add_common_args(parser)
     return parser
@@ -33,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     config = CandidatesConfig(run_date=args.run_date, top_k=args.top_k, beam_width=args.beam_width,
                               tiger_version=args.tiger_version, exclude_history=not args.keep_history,
-                              batch_size=args.batch_size, device=args.device)
+                              batch_size=args.batch_size, device=args.device, rerank=not args.no_rerank,
+                              final_k=args.final_k, ranker_version=args.ranker_version)
     metrics = run_generate_candidates(spark_from(args, "tigertwin-generate-candidates"), catalog_from(args),
                                       artifacts_from(args), config)
     for key, value in metrics.items():

@@ -67,3 +67,33 @@ class TigerTrainConfig:
     beam_width: int = 20
     max_minutes: float | None = None  # a wall-clock budget: stop after the epoch that passes it
     device: str | None = None  # None: cuda when present, else cpu
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    """TWIN-V2's cluster-aware target attention ranker."""
+
+    item_dim: int = 384  # gold.item_embeddings vectors (set from the data)
+    code_levels: int = 4  # semantic-ID tokens embedded as item-inherent features
+    codebook_size: int = 256
+    d_model: int = 64  # item-inherent representation
+    heads: int = 4
+    head_dim: int = 16
+    cross_features: int = 3  # completion, rating, recency of each cluster
+    cross_hidden: int = 4  # each cross feature -> scalar through its own 1 -> h -> 1 projection
+    top_k_clusters: int = 100  # retrieval stage keeps these many clusters by alpha'
+    use_log_n: bool = True  # TWIN-V2: alpha' = alpha + ln(n)
+    mlp_dims: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class TwinTrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    negatives: int = 8  # per positive, sampled from the catalog (+ TIGER's candidates when given)
+    hard_negative_share: float = 0.5  # of the negatives, taken from TIGER's candidates when present
+    seed: int = 0
+    device: str | None = None

@@ -1,5 +1,6 @@
-"""Tonight's candidates: TIGER's top-K per user -> gold.candidates, one atomic overwrite of the
-run_date partition (a rerun of a date replaces it; never duplicates)."""
+"""Tonight's candidates: TIGER's top-K per user, reranked by the TWIN-V2 ranker into the final list
+(switchable off) -> gold.candidates, one atomic overwrite of the run_date partition (a rerun of a
+date replaces it; never duplicates). Rows keep both scores and both model versions."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class CandidatesConfig:
     exclude_history: bool = True
     batch_size: int = 64  # users per beam-search batch (x beam width sequences)
     device: str | None = None
+    rerank: bool = True  # TWIN-V2 reorders TIGER's top_k and keeps final_k
+    final_k: int = 20
+    ranker_version: str | None = None  # None: the latest
 
     @property
     def run_id(self) -> str:
@@ -72,26 +76,27 @@ def tiger_top_k(model, inputs: RetrievalInputs, examples, top_k: int, beam_width
                      batch_size=batch_size, progress=progress, exclude_items=exclude_items)
 
 
-def candidate_rows(inputs: RetrievalInputs, users: np.ndarray, items: np.ndarray, scores: np.ndarray,
-                   run_date: dt.date, version: str) -> pd.DataFrame:
+def candidate_rows(inputs: RetrievalInputs, users: np.ndarray, items: np.ndarray, retrieval_scores: np.ndarray,
+                   run_date: dt.date, version: str, ranker_scores: np.ndarray | None = None,
+                   ranker_version: str | None = None) -> pd.DataFrame:
     """One row per (user, rank) for the valid beams (users with short catalogs may get fewer than K)."""
-    k = items.shape[1]
     valid = items >= 0
     user_rows, rank = np.nonzero(valid)
     chosen = items[valid]
+    ranked = ranker_scores is not None
     return pd.DataFrame({
         "run_date": run_date,
         "user_id": users[user_rows],
         "rank": (rank + 1).astype(np.int32),
         "item_id": inputs.index.item_ids[chosen],
         "semantic_id": inputs.index.semantic_ids[chosen],
-        "score": scores[valid].astype(np.float64),
-        "retrieval_score": scores[valid].astype(np.float64),
-        "ranker_score": None,
-        "source": "tiger",
+        "score": (ranker_scores if ranked else retrieval_scores)[valid].astype(np.float64),
+        "retrieval_score": retrieval_scores[valid].astype(np.float64),
+        "ranker_score": ranker_scores[valid].astype(np.float64) if ranked else None,
+        "source": "tiger+twin" if ranked else "tiger",
         "model_version": version,
-        "ranker_version": None,
-    }) if k else pd.DataFrame(columns=GOLD_CANDIDATES.schema.names)
+        "ranker_version": ranker_version,
+    }, columns=list(GOLD_CANDIDATES.schema.names))
 
 
 def run_generate_candidates(
@@ -105,18 +110,29 @@ def run_generate_candidates(
     started = time.perf_counter()
     result = tiger_top_k(model, inputs, serve, config.top_k, config.beam_width, config.exclude_history,
                          config.batch_size, exclude_items=inputs.sequences.serve_seen)
+    items, scores = result.items.numpy(), result.scores.numpy().astype(np.float64)
+    ranker_scores = ranker_version = None
+    if config.rerank:
+        from pipelines.ranker import load_ranker, load_ranker_inputs, rerank
+
+        ranker, ranker_version = load_ranker(store, config.ranker_version, inputs, config.device)
+        ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=False)
+        items, ranker_scores, order = rerank(ranker, ranker_inputs, serve.users, items, config.final_k)
+        scores = np.take_along_axis(scores, order, 1)
     seconds = time.perf_counter() - started
-    rows = candidate_rows(inputs, serve.users, result.items.numpy(), result.scores.numpy(), config.run_date, version)
+    rows = candidate_rows(inputs, serve.users, items, scores, config.run_date, version, ranker_scores,
+                          ranker_version)
     frame = spark.createDataFrame(rows, GOLD_CANDIDATES.spark_schema())
     write_table(spark, catalog, GOLD_CANDIDATES.name, frame, mode="overwrite",
                 replace_partitions=[{"run_date": config.run_date}],
                 custom_metadata={"run_id": config.run_id, "model_version": version})
     metrics = {
         "users": float(len(serve)), "candidates": float(len(rows)),
-        "users_with_fewer_than_k": float((result.items.numpy() < 0).any(1).sum()),
+        "users_with_fewer_than_k": float((items < 0).any(1).sum()),
+        "reranked": float(config.rerank),
         "generate_seconds": seconds, "users_per_s": len(serve) / seconds if seconds else 0.0,
     }
     write_metrics(spark, catalog, "generate_candidates", config.run_id, metrics, logical_time(config.run_date))
-    log.info("wrote %d candidates for %d users (TIGER %s, %.1f users/s)", len(rows), len(serve), version,
-             metrics["users_per_s"])
+    log.info("wrote %d candidates for %d users (TIGER %s, ranker %s, %.1f users/s)", len(rows), len(serve),
+             version, ranker_version, metrics["users_per_s"])
     return metrics

@@ -14,18 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow.compute as pc
-
 from pipelines.artifacts import ArtifactStore
 from pipelines.candidates import load_tiger, tiger_top_k
 from pipelines.config import logical_time
-from pipelines.delta import read_table_arrow
 from pipelines.plots import plot_method_comparison
 from pipelines.ranking import knn_topk, popularity_topk, ranking_metrics
-from pipelines.retrieval import RetrievalInputs, load_retrieval_inputs
+from pipelines.retrieval import RetrievalInputs, item_vectors_by_row, load_retrieval_inputs
 from pipelines.sequences import training_item_counts
-from pipelines.tables import GOLD_ITEM_EMBEDDINGS, Catalog
+from pipelines.tables import Catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -41,21 +37,13 @@ class EvaluateConfig:
     exclude_history: bool = True
     plot_dir: str = "plots"
     role: str = "test"  # or "valid"
+    ranker: bool = True  # also TIGER + TWIN-V2 rerank (and the ranker's AUC/GAUC) when a ranker exists
+    ranker_version: str | None = None
+    rerank_from: int = 50  # TIGER's top-N that the ranker reorders
 
     @property
     def run_id(self) -> str:
         return f"evaluate-{self.run_date.isoformat()}"
-
-
-def item_vectors_by_row(catalog: Catalog, inputs: RetrievalInputs) -> np.ndarray:
-    """gold.item_embeddings aligned to the item rows; items without a vector get zeros (never a neighbour)."""
-    table, _ = read_table_arrow(catalog, GOLD_ITEM_EMBEDDINGS.name, columns=["item_id", "embedding"])
-    dim = int(pc.max(pc.list_value_length(table.column("embedding"))).as_py() or 0)
-    vectors = np.zeros((len(inputs.index.item_ids), dim), dtype=np.float32)
-    rows = inputs.index.rows(table.column("item_id").to_numpy(zero_copy_only=False))
-    flat = pc.list_flatten(table.column("embedding")).to_numpy().reshape(table.num_rows, dim)
-    vectors[rows[rows >= 0]] = flat[rows >= 0]
-    return vectors
 
 
 def evaluate_methods(
@@ -74,12 +62,27 @@ def evaluate_methods(
         "popularity": popularity_topk(counts, examples.histories, 10, config.exclude_history),
         "knn": knn_topk(item_vectors_by_row(catalog, inputs), examples.histories, 10, config.exclude_history),
     }
+    if config.ranker and store.latest_version("twin") is not None:
+        ranked["tiger+twin"], ranker_quality = rerank_tiger(catalog, store, config, inputs, model, examples)
     results = {name: ranking_metrics(r, examples.targets) for name, r in ranked.items()}
     results["tiger"]["users_per_s"] = len(examples) / tiger_seconds if tiger_seconds else 0.0
+    if "tiger+twin" in ranked:
+        results["tiger+twin"].update(ranker_quality)
     for name, metrics in results.items():
         log.info("%s on %d %s users: %s", name, len(examples), config.role,
                  {k: round(v, 4) for k, v in metrics.items()})
     return results, version
+
+
+def rerank_tiger(catalog, store, config: EvaluateConfig, inputs: RetrievalInputs, model, examples):
+    """TIGER's top-N reordered by the ranker -> top-10; plus the ranker's AUC/GAUC on the same users."""
+    from pipelines.ranker import evaluate_ranker, load_ranker, load_ranker_inputs, rerank
+
+    ranker, _ = load_ranker(store, config.ranker_version, inputs)
+    ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=True)
+    top = tiger_top_k(model, inputs, examples, config.rerank_from, None, config.exclude_history, batch_size=64)
+    items, _, _ = rerank(ranker, ranker_inputs, examples.users, top.items.numpy(), 10)
+    return items, evaluate_ranker(ranker, ranker_inputs, examples, negatives=20, seed=7)
 
 
 def run_evaluate(spark: SparkSession, catalog: Catalog, store: ArtifactStore, config: EvaluateConfig) -> dict:

@@ -16,13 +16,14 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow.compute as pc
 
 from models.config import TigerConfig, TigerTrainConfig
 from pipelines.artifacts import ArtifactStore
 from pipelines.delta import read_table_arrow
 from pipelines.sequences import ItemIndex, SequenceData, build_sequences
 from pipelines.splits import SplitConfig
-from pipelines.tables import GOLD_SEMANTIC_IDS, SILVER_EVENTS, Catalog
+from pipelines.tables import GOLD_ITEM_EMBEDDINGS, GOLD_SEMANTIC_IDS, SILVER_EVENTS, Catalog
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,17 @@ def load_retrieval_inputs(catalog: Catalog, split: SplitConfig = SplitConfig()) 
     log.info("%d items with semantic IDs (RQ-VAE %s); %s", len(index.item_ids), versions[0], sequences.stats)
     return RetrievalInputs(index, sequences, versions[0],
                            {GOLD_SEMANTIC_IDS.name: ids_version, SILVER_EVENTS.name: events_version})
+
+
+def item_vectors_by_row(catalog: Catalog, inputs: RetrievalInputs) -> np.ndarray:
+    """gold.item_embeddings aligned to the item rows; items without a vector get zeros (never a neighbour)."""
+    table, _ = read_table_arrow(catalog, GOLD_ITEM_EMBEDDINGS.name, columns=["item_id", "embedding"])
+    dim = int(pc.max(pc.list_value_length(table.column("embedding"))).as_py() or 0)
+    vectors = np.zeros((len(inputs.index.item_ids), dim), dtype=np.float32)
+    rows = inputs.index.rows(table.column("item_id").to_numpy(zero_copy_only=False))
+    flat = pc.list_flatten(table.column("embedding")).to_numpy().reshape(table.num_rows, dim)
+    vectors[rows[rows >= 0]] = flat[rows >= 0]
+    return vectors
 
 
 def check_codebook(config: TigerConfig, index: ItemIndex) -> None:

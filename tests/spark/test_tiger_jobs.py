@@ -5,14 +5,23 @@ import datetime as dt
 
 import pytest
 
-from models.config import RQVAEConfig, RQVAETrainConfig, TigerConfig, TigerTrainConfig
+from models.config import (
+    RQVAEConfig,
+    RQVAETrainConfig,
+    TigerConfig,
+    TigerTrainConfig,
+    TwinConfig,
+    TwinTrainConfig,
+)
 from pipelines.artifacts import ArtifactStore
+from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
 from pipelines.candidates import CandidatesConfig, run_generate_candidates
 from pipelines.delta import read_table, write_table
 from pipelines.evaluation import EvaluateConfig, run_evaluate
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.ingest.synthetic import SynthConfig, generate, synthetic_item_embeddings, write_raw
-from pipelines.retrieval import TrainTigerJobConfig, run_train_tiger
+from pipelines.ranker import TrainTwinJobConfig, run_train_twin
+from pipelines.retrieval import TrainTigerJobConfig, UpstreamTableError, run_train_tiger
 from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
 from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
 from pipelines.tables import GOLD_ITEM_EMBEDDINGS
@@ -54,7 +63,7 @@ def test_train_generate_rerun_evaluate(spark, catalog, lakehouse, tmp_path):
     warm = run_train_tiger(catalog, store, dataclasses.replace(config, version="warm", warm_start=True))
     assert store.read_card("tiger", "warm")["warm_start"].endswith("best.pt") and warm["epochs"] == 2
 
-    candidates = CandidatesConfig(run_date=RUN, top_k=5, tiger_version=trained["version"])
+    candidates = CandidatesConfig(run_date=RUN, top_k=5, tiger_version=trained["version"], rerank=False)
     metrics = run_generate_candidates(spark, catalog, store, candidates)
     table = read_table(spark, catalog, "gold.candidates").toPandas()
     assert metrics["users"] == 25 and len(table) == 25 * 5
@@ -75,8 +84,27 @@ def test_train_generate_rerun_evaluate(spark, catalog, lakehouse, tmp_path):
     run_generate_candidates(spark, catalog, store, dataclasses.replace(candidates, run_date=RUN + dt.timedelta(1)))
     assert read_table(spark, catalog, "gold.candidates").count() == 2 * len(table)
 
-    report = run_evaluate(spark, catalog, store, EvaluateConfig(run_date=RUN, plot_dir=str(tmp_path / "plots")))
-    assert set(report["results"]) == {"tiger", "popularity", "knn"}
+    # the TWIN-V2 ranker needs clusters without the held-out events
+    run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="none"))
+    twin = TrainTwinJobConfig(run_date=RUN, model=TwinConfig(d_model=16, heads=2, head_dim=8, mlp_dims=(16,)),
+                              train=TwinTrainConfig(epochs=2, negatives=4))
+    with pytest.raises(UpstreamTableError, match="--holdout valid_test"):
+        run_train_twin(catalog, store, twin)
+    run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test", full_refresh=True))
+    ranker = run_train_twin(catalog, store, twin)
+    assert 0 <= ranker["test_auc"] <= 1 and store.read_card("twin", ranker["version"])["hard_negatives_from_tiger"]
+    reranked = dataclasses.replace(candidates, rerank=True, top_k=10, final_k=4)
+    run_generate_candidates(spark, catalog, store, reranked)
+    final = read_table(spark, catalog, "gold.candidates").filter(f"run_date = '{RUN}'").toPandas()
+    assert len(final) == 25 * 4 and set(final["source"]) == {"tiger+twin"}
+    assert set(final["ranker_version"]) == {ranker["version"]} and final["ranker_score"].notna().all()
+    assert final.sort_values(["user_id", "rank"]).groupby("user_id")["score"].apply(
+        lambda s: s.is_monotonic_decreasing).all()
+
+    report = run_evaluate(spark, catalog, store, EvaluateConfig(run_date=RUN, plot_dir=str(tmp_path / "plots"),
+                                                                rerank_from=10))
+    assert set(report["results"]) == {"tiger", "popularity", "knn", "tiger+twin"}
+    assert 0 <= report["results"]["tiger+twin"]["gauc"] <= 1
     assert all(0 <= report["results"][m]["recall@10"] <= 1 for m in report["results"])
     assert (tmp_path / "plots" / f"evaluation_{RUN.isoformat()}.png").exists()
     stored = read_table(spark, catalog, "ops.metrics").filter("job = 'evaluate'").toPandas()

@@ -1,0 +1,56 @@
+"""`tigertwin train-twin`: gold.user_clusters + item embeddings + semantic IDs -> artifacts/twin/<version>/.
+
+Trains the TWIN-V2 ranker (cluster-aware target attention with ln(n)) on each
+user's validation event against sampled negatives (half from TIGER's
+candidates when a TIGER model exists), then reports AUC and GAUC on the test
+events. Needs clusters built without held-out events: run
+`cluster-behaviors --holdout valid_test` first. GPU when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jobs.runtime import add_common_args, artifacts_from, catalog_from, setup_logging
+from models.config import TwinConfig, TwinTrainConfig
+from pipelines.ranker import TrainTwinJobConfig, run_train_twin
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="tigertwin train-twin")
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    m, t = TwinConfig(), TwinTrainConfig()
+    parser.add_argument("--heads", type=int, default=m.heads)
+    parser.add_argument("--top-k-clusters", type=int, default=m.top_k_clusters)
+    parser.add_argument("--no-log-n", action="store_true", help="drop TWIN-V2's ln(n) term (ablation)")
+    parser.add_argument("--epochs", type=int, default=t.epochs)
+    parser.add_argument("--negatives", type=int, default=t.negatives)
+    parser.add_argument("--no-hard-negatives", action="store_true", help="catalog negatives only")
+    parser.add_argument("--seed", type=int, default=t.seed)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--version", default=None)
+    add_common_args(parser, spark=False)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    config = TrainTwinJobConfig(
+        run_date=args.run_date,
+        model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n),
+        train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device),
+        version=args.version, hard_negatives=not args.no_hard_negatives,
+    )
+    print(json.dumps(run_train_twin(catalog_from(args), artifacts_from(args), config), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

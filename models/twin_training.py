@@ -1,0 +1,94 @@
+"""Batches, training and scoring for the TWIN-V2 ranker (torch + numpy; no pandas, no Spark)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from models.config import TwinConfig, TwinTrainConfig
+from models.rqvae import default_device
+from models.twin import ClusterBatch, TwinRanker
+
+log = logging.getLogger(__name__)
+
+
+def collate(
+    user_positions: np.ndarray, targets: np.ndarray, items: Sequence[np.ndarray], sizes: Sequence[np.ndarray],
+    cross: Sequence[np.ndarray], device: torch.device,
+) -> ClusterBatch:
+    """Pad each user's clusters to the batch's largest count (-1 = padding; position -1 = no clusters)."""
+    counts = [len(items[p]) if p >= 0 else 0 for p in user_positions]
+    width = max(1, max(counts, default=1))
+    b = len(user_positions)
+    cluster_items = np.full((b, width), -1, dtype=np.int64)
+    cluster_sizes = np.ones((b, width), dtype=np.int64)
+    features = np.zeros((b, width, cross[0].shape[1] if len(cross) else 3), dtype=np.float32)
+    for row, (p, count) in enumerate(zip(user_positions, counts, strict=True)):
+        if count:
+            cluster_items[row, :count] = items[p]
+            cluster_sizes[row, :count] = sizes[p]
+            features[row, :count] = cross[p]
+    return ClusterBatch(
+        torch.as_tensor(targets, device=device), torch.as_tensor(cluster_items, device=device),
+        torch.as_tensor(cluster_sizes, device=device), torch.as_tensor(features, device=device),
+    )
+
+
+def score(
+    model: TwinRanker, item_vectors: torch.Tensor, item_codes: torch.Tensor, user_positions: np.ndarray,
+    targets: np.ndarray, items: Sequence[np.ndarray], sizes: Sequence[np.ndarray], cross: Sequence[np.ndarray],
+    batch_size: int = 1024, precomputed: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> np.ndarray:
+    """Logits for (user, target) pairs; item keys precomputed once unless given."""
+    model.eval()
+    device = item_vectors.device
+    keys = precomputed or model.precompute_item_keys(item_vectors, item_codes)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(targets), batch_size):
+            batch = collate(user_positions[start:start + batch_size], targets[start:start + batch_size],
+                            items, sizes, cross, device)
+            out.append(model(batch, item_vectors, item_codes, precomputed=keys).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def train_twin(
+    config: TwinConfig, train: TwinTrainConfig, item_vectors: np.ndarray, item_codes: np.ndarray,
+    user_positions: np.ndarray, targets: np.ndarray, labels: np.ndarray,
+    items: Sequence[np.ndarray], sizes: Sequence[np.ndarray], cross: Sequence[np.ndarray],
+    progress: bool = True,
+) -> tuple[TwinRanker, list[dict[str, float]]]:
+    from tqdm.auto import tqdm
+
+    device = default_device(train.device)
+    torch.manual_seed(train.seed)
+    model = TwinRanker(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    vectors = torch.as_tensor(item_vectors, dtype=torch.float32, device=device)
+    codes = torch.as_tensor(item_codes, device=device)
+    history = []
+    n = len(targets)
+    for epoch in range(train.epochs):
+        model.train()
+        order = np.random.default_rng(train.seed * 1_000_003 + epoch).permutation(n)
+        total, started = 0.0, time.perf_counter()
+        for start in tqdm(range(0, n, train.batch_size), desc=f"twin epoch {epoch + 1}/{train.epochs}",
+                          unit="batch", disable=not progress, mininterval=2.0):
+            rows = order[start:start + train.batch_size]
+            batch = collate(user_positions[rows], targets[rows], items, sizes, cross, device)
+            loss = F.binary_cross_entropy_with_logits(model(batch, vectors, codes),
+                                                      torch.as_tensor(labels[rows], device=device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(rows)
+        seconds = time.perf_counter() - started
+        history.append({"epoch": epoch + 1, "loss": total / max(1, n), "pairs_per_s": n / max(seconds, 1e-9)})
+        log.info("twin epoch %d: loss %.4f (%.0f pairs/s)", epoch + 1, total / max(1, n), n / max(seconds, 1e-9))
+    model.eval()
+    return model, history
