@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAKEHOUSE ?= lakehouse
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: venv test test-all lint demo airflow bench-delta clean
+.PHONY: venv test test-all lint demo airflow bench bench-delta clean
 
 # Reinstall when the dependency files change; constraints.txt pins every package.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,34 +28,35 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-demo: venv  ## synthetic data -> ingest -> a query, on local[*] and a local Delta root
-	$(VENV)/bin/tigertwin synth --out data/synthetic
-	$(VENV)/bin/tigertwin ingest --format synthetic --path data/synthetic --lakehouse $(LAKEHOUSE) --run-date 2026-01-01
-	$(VENV)/bin/tigertwin sql --lakehouse $(LAKEHOUSE) \
-	  "SELECT i.categories[0] AS category, count(*) AS plays, round(avg(e.completion), 3) AS avg_completion \
-	   FROM silver_events e JOIN silver_items i USING (item_id) GROUP BY 1 ORDER BY plays DESC"
-	$(VENV)/bin/tigertwin embed-items --lakehouse $(LAKEHOUSE) --run-date 2026-01-01
-	$(VENV)/bin/tigertwin cluster-behaviors --lakehouse $(LAKEHOUSE) --run-date 2026-01-01
-	$(VENV)/bin/tigertwin sql --lakehouse $(LAKEHOUSE) \
-	  "SELECT c.cluster_id, c.size, round(c.completion_mean, 2) AS completion, i.title AS representative \
-	   FROM gold_user_clusters c JOIN silver_items i ON i.item_id = c.representative_item_id \
-	   WHERE c.user_id = 'U000001' ORDER BY c.size DESC" --limit 8
-	@echo "Tables under $(LAKEHOUSE)/: silver/{items,events}, gold/{item_embeddings,user_clusters,user_cluster_members}, ops/{quarantine,metrics}."
-	@echo "Plots under plots/."
-	@echo "Query them: .venv/bin/tigertwin sql --lakehouse $(LAKEHOUSE) 'SELECT * FROM silver_items LIMIT 5'  (more in README.md)"
+# Airflow's environment for the demo and the UI: this repo's DAGs, SQLite, spark_default = local[*].
+AIRFLOW_ENV = AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	TIGERTWIN_LAKEHOUSE_ROOT=$(abspath $(LAKEHOUSE)) TIGERTWIN_ARTIFACTS_ROOT=$(abspath artifacts) \
+	AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}' \
+	PATH=$(abspath $(VENV))/bin:$$PATH PYTHONPATH=$(abspath .)
+
+demo: venv  ## the three DAGs with dag.test() on synthetic data, then tonight's candidates and the evaluation
+	mkdir -p airflow_home
+	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(PY) -m jobs.demo --date 2026-01-01 --path data/synthetic
+	@echo "Query the tables: .venv/bin/tigertwin sql --lakehouse $(LAKEHOUSE) 'SELECT * FROM gold_candidates LIMIT 5'  (more in README.md)"
 
 # The Airflow UI on http://localhost:8080 (SQLite, this repo's DAGs, spark_default = local[*]).
 # The admin password is printed at start and saved in airflow_home/.
 airflow: venv
 	mkdir -p airflow_home
-	AIRFLOW_HOME=$(abspath airflow_home) AIRFLOW__CORE__DAGS_FOLDER=$(abspath dags) \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False TIGERTWIN_LAKEHOUSE_ROOT=$(abspath $(LAKEHOUSE)) \
-	AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}' \
-	PATH=$(abspath $(VENV))/bin:$$PATH PYTHONPATH=$(abspath .) \
-	$(VENV)/bin/airflow standalone
+	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(VENV)/bin/airflow db migrate
+	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(VENV)/bin/airflow pools set gpu 1 "GPU jobs (queue gpu)"
+	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(VENV)/bin/airflow standalone
 
 bench-delta: venv
 	$(PY) benchmarks/bench_delta_io.py
 
+bench: venv  ## every benchmark (about 2 hours on 2 cores); figures in benchmarks/results/
+	$(PY) benchmarks/bench_delta_io.py
+	$(PY) benchmarks/bench_clustering.py
+	$(PY) benchmarks/bench_semantic_ids.py
+	$(PY) benchmarks/bench_tiger.py --size cpu --minutes 25
+	$(PY) benchmarks/bench_twin.py
+	$(PY) benchmarks/bench_pipeline.py
+
 clean:
-	rm -rf $(LAKEHOUSE) data spark-warehouse .pytest_cache
+	rm -rf $(LAKEHOUSE) data artifacts plots airflow_home spark-warehouse .pytest_cache benchmarks/.work

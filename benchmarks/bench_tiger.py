@@ -22,8 +22,8 @@ import datetime as dt
 import json
 import logging
 import pathlib
-import sys
 import shutil
+import sys
 import time
 
 import numpy as np

@@ -38,7 +38,12 @@ from benchmarks.common import write_results  # noqa: E402
 from models.config import TwinConfig, TwinTrainConfig  # noqa: E402
 from models.twin_training import score, train_twin  # noqa: E402
 from pipelines.clustering import ClusteringConfig, cluster_history  # noqa: E402
-from pipelines.ingest.synthetic import SynthConfig, generate_events, generate_items, synthetic_item_embeddings  # noqa: E402
+from pipelines.ingest.synthetic import (  # noqa: E402
+    SynthConfig,
+    generate_events,
+    generate_items,
+    synthetic_item_embeddings,
+)
 from pipelines.twin_data import UserClusters, auc  # noqa: E402
 
 WORK = pathlib.Path(__file__).resolve().parent / ".work"
@@ -129,7 +134,13 @@ def movielens(args) -> dict | None:
     from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
     from pipelines.candidates import load_tiger, tiger_top_k
     from pipelines.config import LakehouseConfig, SparkConfig
-    from pipelines.ranker import evaluate_ranker, fit_ranker, load_ranker_inputs, rerank, tiger_candidates_for
+    from pipelines.ranker import (
+        evaluate_ranker,
+        fit_ranker,
+        load_ranker_inputs,
+        rerank,
+        tiger_candidates_for,
+    )
     from pipelines.ranking import ranking_metrics
     from pipelines.spark import build_spark_session
     from pipelines.tables import Catalog

@@ -1,8 +1,11 @@
-"""How Airflow launches the jobs: one SparkSubmitOperator per job, the same way everywhere.
+"""How Airflow launches the jobs, the same way in every DAG.
 
-Kept out of dags/ so DAG files stay wiring only. `spark_default` decides where
-the job runs (AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}'
-locally; a cluster's master URL in a deployment).
+Spark jobs: one SparkSubmitOperator each; `spark_default` decides where they
+run (AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}'
+locally, a cluster's master URL in a deployment). Torch jobs (no Spark): a
+`python -m jobs.<job>` on the `gpu` queue and pool, so a deployment routes them
+to GPU workers. Every job gets the run's logical date, never now().
+Kept out of dags/ so DAG files stay wiring only; nothing heavy imports here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import sys
 
 JOBS_DIR = pathlib.Path(__file__).resolve().parent
 LAKEHOUSE = os.environ.get("TIGERTWIN_LAKEHOUSE_ROOT", "lakehouse")
+ARTIFACTS = os.environ.get("TIGERTWIN_ARTIFACTS_ROOT", "artifacts")
+# The run's date: asset-triggered runs have no logical date in Airflow 3, so fall back to run_after.
+RUN_DATE = "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 
 DEFAULT_ARGS = {
     "retries": 2,
@@ -23,23 +29,50 @@ DEFAULT_ARGS = {
     "execution_timeout": dt.timedelta(hours=2),
 }
 GPU_QUEUE = "gpu"  # a deployment routes these tasks to GPU workers (Celery/K8s queue)
+GPU_POOL = "gpu"  # and caps how many run at once (`airflow pools set gpu 1 ...`)
+
+
+def _routing(queue: str | None) -> dict:
+    return {"queue": queue, "pool": GPU_POOL} if queue == GPU_QUEUE else ({"queue": queue} if queue else {})
+
+
+def _env() -> dict[str, str]:
+    return {"PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+            "TIGERTWIN_LAKEHOUSE_ROOT": LAKEHOUSE, "TIGERTWIN_ARTIFACTS_ROOT": ARTIFACTS}
 
 
 def spark_job(task_id: str, job: str, args: list[str], *, queue: str | None = None, **kwargs):
     """A spark-submit of `jobs/<job>.py` with the run's logical date and the lakehouse root."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-    extra = {"queue": queue} if queue else {}
     return SparkSubmitOperator(
         task_id=task_id,
         application=str(JOBS_DIR / f"{job}.py"),
-        application_args=[*args, "--run-date", "{{ ds }}", "--lakehouse", LAKEHOUSE],
+        application_args=[*args, "--run-date", RUN_DATE, "--lakehouse", LAKEHOUSE],
         conn_id="spark_default",
         name=f"tigertwin-{job}",
         # Python workers must import this project: run them on the interpreter that has it.
-        env_vars={"PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
-                  "TIGERTWIN_LAKEHOUSE_ROOT": LAKEHOUSE},
-        **extra,
+        env_vars=_env(),
+        **_routing(queue),
+        **kwargs,
+    )
+
+
+def torch_job(task_id: str, job: str, args: list[str], *, queue: str | None = GPU_QUEUE, **kwargs):
+    """`python -m jobs.<job>` (no Spark), by default on the GPU queue and pool."""
+    import shlex
+
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    command = [sys.executable, "-m", f"jobs.{job}", *args, "--run-date", RUN_DATE,
+               "--lakehouse", LAKEHOUSE, "--artifacts", ARTIFACTS]
+    return BashOperator(
+        task_id=task_id,
+        bash_command=" ".join(a if "{{" in a else shlex.quote(a) for a in command),
+        cwd=str(JOBS_DIR.parent),
+        env=_env(),
+        append_env=True,
+        **_routing(queue),
         **kwargs,
     )
 
@@ -51,6 +84,46 @@ def table_asset(table: str):
     layer, name = table.split(".", 1)
     root = LAKEHOUSE if "://" in LAKEHOUSE else f"file://{os.path.abspath(LAKEHOUSE)}"
     return Asset(name=table, uri=f"{root}/{layer}/{name}")
+
+
+def rqvae_branch(train_task: str, assign_task: str):
+    """A branch task: train a new RQ-VAE (asked, none yet, or too many new items) or go straight to assignment."""
+    from airflow.sdk import task
+
+    @task.branch(task_id="decide_rqvae_retrain")
+    def decide(params=None) -> str:
+        from pipelines.artifacts import ArtifactStore
+        from pipelines.config import LakehouseConfig
+        from pipelines.rqvae_training import retrain_decision
+        from pipelines.tables import Catalog
+
+        retrain, reason = retrain_decision(Catalog(LakehouseConfig(root=LAKEHOUSE)), ArtifactStore(root=ARTIFACTS),
+                                           bool(params["retrain_rqvae"]), float(params["retrain_threshold"]))
+        print(f"RQ-VAE {'retrain' if retrain else 'kept'}: {reason}")
+        return train_task if retrain else assign_task
+
+    return decide()
+
+
+def upstream_check(tables: list[str], max_age_hours: int = 36):
+    """Fails the run with one clear message when an input table is missing, empty or stale."""
+    from airflow.sdk import task
+
+    @task(task_id="check_upstream_tables", retries=0)
+    def check(dag_run=None, logical_date=None) -> None:
+        from airflow.exceptions import AirflowFailException
+
+        from pipelines.config import LakehouseConfig
+        from pipelines.freshness import StaleUpstreamError, require_fresh
+        from pipelines.tables import Catalog
+
+        as_of = logical_date or dag_run.run_after
+        try:
+            require_fresh(Catalog(LakehouseConfig(root=LAKEHOUSE)), tables, as_of, dt.timedelta(hours=max_age_hours))
+        except StaleUpstreamError as exc:
+            raise AirflowFailException(str(exc)) from None  # no retry: retrying cannot fix the upstream
+
+    return check()
 
 
 def dag_args(**params) -> dict:

@@ -125,10 +125,16 @@ def kmeans_init(model: RQVAE, sample: torch.Tensor, iters: int, seed: int) -> No
     k = model.config.codebook_size
     for level in range(model.config.levels):
         points = np.ascontiguousarray(residual.cpu().numpy(), dtype=np.float32)
-        kmeans = faiss.Kmeans(points.shape[1], k, niter=iters, seed=seed + level, verbose=False)
-        kmeans.cp.min_points_per_centroid = 1  # small catalogs: fewer than 39 points per code is fine
-        kmeans.train(points)
-        centroids = torch.as_tensor(kmeans.centroids, device=residual.device)
+        if len(points) < k:  # a catalog smaller than a codebook: every item a code, the rest near them
+            rng = np.random.default_rng(seed + level)
+            picks = np.concatenate([np.arange(len(points)), rng.integers(0, len(points), k - len(points))])
+            centroids_np = points[picks] + 1e-3 * rng.standard_normal((k, points.shape[1])).astype(np.float32)
+        else:
+            kmeans = faiss.Kmeans(points.shape[1], k, niter=iters, seed=seed + level, verbose=False)
+            kmeans.cp.min_points_per_centroid = 1  # small catalogs: fewer than 39 points per code is fine
+            kmeans.train(points)
+            centroids_np = kmeans.centroids
+        centroids = torch.as_tensor(centroids_np, device=residual.device)
         model.codebooks.data[level] = centroids
         residual = residual - centroids[model._nearest(residual, centroids)]
 

@@ -8,13 +8,27 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def plot_cluster_sizes(sizes_by_name: Mapping[str, Sequence[int]], gamma: int, path: str | pathlib.Path) -> str:
-    """One histogram of cluster sizes per dataset; clusters above gamma share the last bar."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: str | pathlib.Path) -> str:
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return str(path)
+
+
+def plot_cluster_sizes(sizes_by_name: Mapping[str, Sequence[int]], gamma: int, path: str | pathlib.Path) -> str:
+    """One histogram of cluster sizes per dataset; clusters above gamma share the last bar."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(sizes_by_name), figsize=(4 * len(sizes_by_name), 3.2), squeeze=False)
     for ax, (name, sizes) in zip(axes[0], sizes_by_name.items(), strict=True):
         # above gamma only when one item repeats (k-means cannot split identical embeddings)
@@ -23,21 +37,12 @@ def plot_cluster_sizes(sizes_by_name: Mapping[str, Sequence[int]], gamma: int, p
         ax.set_xlabel(f"cluster size n (last bar: > {gamma}, one item repeated)")
     axes[0][0].set_ylabel("clusters")
     fig.suptitle(f"TWIN-V2 cluster sizes (gamma = {gamma})")
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, path)
 
 
 def plot_code_usage(usage: np.ndarray, path: str | pathlib.Path, title: str) -> str:
     """One bar chart per codebook level: items per code, codes sorted by use (dead codes show as a gap)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     levels, size = usage.shape
     fig, axes = plt.subplots(1, levels, figsize=(4 * levels, 3.0), squeeze=False, sharey=True)
     for level, ax in enumerate(axes[0]):
@@ -48,21 +53,12 @@ def plot_code_usage(usage: np.ndarray, path: str | pathlib.Path, title: str) -> 
         ax.set_xlabel("code (sorted by items)")
     axes[0][0].set_ylabel("items")
     fig.suptitle(title)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, path)
 
 
 def plot_method_comparison(results: Mapping[str, Mapping[str, float]], path: str | pathlib.Path, title: str) -> str:
     """Grouped bars: one group per metric (Recall@5, NDCG@10, ...), one bar per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     methods = list(results)
     metrics = [m for m in next(iter(results.values())) if "@" in m]
     width = 0.8 / max(1, len(methods))
@@ -75,9 +71,4 @@ def plot_method_comparison(results: Mapping[str, Mapping[str, float]], path: str
     ax.set_ylabel("test split")
     ax.legend(fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, path)

@@ -70,7 +70,7 @@ def check_no_held_out_events(clusters, retrieval: RetrievalInputs) -> None:
     """Users with held-out events must have clusters built from at most (all events - 2)."""
     held = set(retrieval.sequences.test.users)
     per_user = clusters.groupby("user_id")["history_events"].first()
-    totals = dict(zip(retrieval.sequences.serve.users, map(len, retrieval.sequences.serve_seen), strict=True))
+    totals = dict(zip(retrieval.sequences.serve.users, retrieval.sequences.serve_events, strict=True))
     leaking = [u for u, n in per_user.items() if u in held and n > max(totals.get(u, 0), 1) - 2]
     if leaking:
         raise UpstreamTableError(

@@ -125,3 +125,23 @@ def new_item_share(store: ArtifactStore, version: str, current_item_ids: np.ndar
     if len(current_item_ids) == 0:
         return 0.0
     return float(np.isin(current_item_ids, trained, invert=True).mean())
+
+
+def retrain_decision(catalog: Catalog, store: ArtifactStore, force: bool, threshold: float) -> tuple[bool, str]:
+    """Should tonight train a new RQ-VAE? Yes when asked, when none exists, when the embeddings changed
+    shape or source, or when the share of items the model never saw passes `threshold`."""
+    if force:
+        return True, "asked by the run's parameters"
+    version = store.latest_version(MODEL)
+    if version is None:
+        return True, "no RQ-VAE trained yet"
+    table, _ = read_table_arrow(catalog, GOLD_ITEM_EMBEDDINGS.name, columns=["item_id", "source", "model"])
+    card = store.read_card(MODEL, version)
+    trained_on = card["data"][GOLD_ITEM_EMBEDDINGS.name]
+    now = ",".join(sorted(pc.unique(table.column("source")).to_pylist()))
+    if now != trained_on["source"]:
+        return True, f"embedding source changed ({trained_on['source']} -> {now})"
+    share = new_item_share(store, version, table.column("item_id").to_numpy(zero_copy_only=False))
+    if share > threshold:
+        return True, f"{share:.1%} of items are new since RQ-VAE {version} (threshold {threshold:.0%})"
+    return False, f"{share:.1%} new items since RQ-VAE {version}: new items get IDs from the current model"

@@ -68,6 +68,7 @@ class SequenceData:
     test: Examples
     serve: Examples  # each user's latest history, for tonight's candidates
     serve_seen: list[np.ndarray]  # every item row each serve user ever had (kept out of candidates)
+    serve_events: np.ndarray  # each serve user's number of events (all of them, known items or not)
     stats: dict[str, float]
 
 
@@ -115,7 +116,7 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
         "users_too_short_to_hold_out": float((latest.map(len) < MIN_EVENTS_TO_HOLD_OUT).sum()),
     })
     seen = [np.unique(rows_of(items)) for items in latest]
-    return SequenceData(train, held["valid"], held["test"], serve, seen, stats)
+    return SequenceData(train, held["valid"], held["test"], serve, seen, latest.map(len).to_numpy(), stats)
 
 
 def training_item_counts(train: Examples, n_items: int) -> np.ndarray:

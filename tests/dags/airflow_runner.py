@@ -4,10 +4,8 @@
     python airflow_runner.py test DAG_ID YYYY-MM-DD '{"path": ...}'
 """
 
-import datetime as dt
 import json
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -29,7 +27,7 @@ def inspect() -> dict:
             "tasks": {
                 t.task_id: {
                     "downstream": sorted(t.downstream_task_ids), "retries": t.retries,
-                    "queue": t.queue, "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
+                    "queue": t.queue, "pool": t.pool, "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
                     "timeout_s": t.execution_timeout.total_seconds() if t.execution_timeout else None,
                 }
                 for t in dag.tasks
@@ -40,13 +38,10 @@ def inspect() -> dict:
 
 
 def test(dag_id: str, date: str, conf: str) -> dict:
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    from airflow.dag_processing.dagbag import DagBag
+    from jobs.demo import migrate, run_dag
 
-    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(dag_id)
-    logical = dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC)
-    run = dag.test(logical_date=logical, run_conf=json.loads(conf))
-    return {"state": str(run.state)}
+    migrate()
+    return {"state": run_dag(dag_id, date, json.loads(conf))}
 
 
 if __name__ == "__main__":

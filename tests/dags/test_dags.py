@@ -25,6 +25,7 @@ def _airflow(args, tmp_path, lakehouse):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
         "TIGERTWIN_LAKEHOUSE_ROOT": str(lakehouse),
+        "TIGERTWIN_ARTIFACTS_ROOT": str(pathlib.Path(lakehouse).parent / "artifacts"),
         "PYSPARK_PYTHON": sys.executable,
         # spark-submit is installed beside this interpreter
         "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -52,32 +53,58 @@ def test_dags_import_without_errors_fast_and_light(dag_info):
 def test_task_graphs(dag_info):
     items = dag_info["dags"]["item_semantic_ids"]["tasks"]
     assert items["ingest"]["downstream"] == ["embed_items"]
-    assert items["embed_items"]["queue"] == "gpu"
+    assert items["embed_items"]["downstream"] == ["decide_rqvae_retrain"]
+    assert items["decide_rqvae_retrain"]["downstream"] == ["assign_semantic_ids", "train_rqvae"]
+    assert items["train_rqvae"]["downstream"] == ["assign_semantic_ids"]
+    assert items["embed_items"]["queue"] == items["train_rqvae"]["queue"] == "gpu"
+    assert items["train_rqvae"]["pool"] == "gpu"
     assert items["embed_items"]["outlets"] == ["gold.item_embeddings"]
+    assert items["assign_semantic_ids"]["outlets"] == ["gold.semantic_ids"]
     clusters = dag_info["dags"]["user_behavior_clusters"]["tasks"]
     assert clusters["ingest"]["downstream"] == ["cluster_behaviors"]
     assert clusters["cluster_behaviors"]["outlets"] == ["gold.user_clusters"]
-    for dag in dag_info["dags"].values():
-        assert dag["schedule"] == "@daily"
+    nightly = dag_info["dags"]["nightly_candidates"]
+    tasks = nightly["tasks"]
+    chain = ["check_upstream_tables", "train_tiger", "train_twin", "generate_candidates", "evaluate"]
+    for a, b in zip(chain[:-1], chain[1:], strict=True):
+        assert tasks[a]["downstream"] == [b]
+    assert tasks["train_tiger"]["queue"] == tasks["train_twin"]["queue"] == tasks["generate_candidates"]["queue"] == "gpu"
+    assert tasks["generate_candidates"]["outlets"] == ["gold.candidates"]
+    assert "gold.semantic_ids" in nightly["schedule"] and "gold.user_clusters" in nightly["schedule"]
+    for dag_id, dag in dag_info["dags"].items():
+        if dag_id != "nightly_candidates":
+            assert dag["schedule"] == "@daily"
         for task in dag["tasks"].values():
-            assert task["retries"] >= 1 and task["timeout_s"]
+            assert task["timeout_s"]
+            assert task["retries"] >= 1 or task is tasks["check_upstream_tables"]  # a stale input needs a person
+
+
+TABLES = ["silver_items", "silver_events", "gold_item_embeddings", "gold_semantic_ids", "gold_user_clusters",
+          "gold_user_cluster_members", "gold_candidates"]
+CONF = {"tiger_size": "debug", "tiger_epochs": 1, "tiger_max_minutes": 5, "twin_epochs": 1, "top_k": 5,
+        "final_k": 3, "rqvae_epochs": 5}
 
 
 def _counts(lakehouse):
     con = duckdb_connection(Catalog(LakehouseConfig(root=str(lakehouse))))
-    tables = ["silver_items", "silver_events", "gold_item_embeddings", "gold_user_clusters",
-              "gold_user_cluster_members"]
-    return {t: con.sql(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    return {t: con.sql(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def test_nightly_fails_clearly_without_upstream_tables(tmp_path):
+    result = _airflow(["test", "nightly_candidates", "2026-01-02", json.dumps(CONF)], tmp_path, tmp_path / "empty")
+    assert result["state"] == "failed"
 
 
 def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
-    raw = write_raw(SynthConfig(n_items=60, n_users=5, median_history=20, seed=2), str(tmp_path / "raw"))
-    conf = json.dumps({"path": str(pathlib.Path(raw["items"]).parent)})
+    raw = write_raw(SynthConfig(n_items=60, n_users=8, median_history=20, seed=2), str(tmp_path / "raw"))
+    conf = json.dumps({"path": str(pathlib.Path(raw["items"]).parent), **CONF})
     lakehouse = tmp_path / "lakehouse"
-    for dag_id in ("item_semantic_ids", "user_behavior_clusters"):
+    order = ("item_semantic_ids", "user_behavior_clusters", "nightly_candidates")
+    for dag_id in order:
         assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
     first = _counts(lakehouse)
     assert all(n > 0 for n in first.values()), first
-    for dag_id in ("item_semantic_ids", "user_behavior_clusters"):
+    assert first["gold_candidates"] == 8 * 3
+    for dag_id in order:
         assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
     assert _counts(lakehouse) == first

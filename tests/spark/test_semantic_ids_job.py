@@ -9,7 +9,7 @@ from models.config import RQVAEConfig, RQVAETrainConfig
 from pipelines.artifacts import ArtifactStore
 from pipelines.delta import read_table, table_version, write_table
 from pipelines.ingest.synthetic import SynthConfig, generate, synthetic_item_embeddings
-from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
+from pipelines.rqvae_training import TrainRQVAEJobConfig, retrain_decision, run_train_rqvae
 from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
 from pipelines.semantic_ids import SemanticIdCapacityError
 from pipelines.tables import GOLD_ITEM_EMBEDDINGS
@@ -46,6 +46,9 @@ def test_train_assign_rerun_and_cold_start(spark, catalog, tmp_path):
     assert (tmp_path / "artifacts" / "rqvae" / trained["version"] / "code_usage.png").stat().st_size > 0
     assert run_train_rqvae(catalog, store, TRAIN)["reconstruction_loss"] == trained["reconstruction_loss"]  # resumed, not retrained
 
+    assert retrain_decision(catalog, store, force=False, threshold=0.2)[0] is False  # no new items
+    assert retrain_decision(catalog, store, force=True, threshold=0.2) == (True, "asked by the run's parameters")
+
     config = AssignSemanticIdsConfig(run_date=RUN)
     metrics = run_assign_semantic_ids(spark, catalog, store, config)
     first = _ids(spark, catalog)
@@ -68,6 +71,8 @@ def test_train_assign_rerun_and_cold_start(spark, catalog, tmp_path):
     assert after.loc["NEW-1", "codes"][:3].tolist() == first.loc[items["item_id"].iloc[0], "codes"][:3].tolist()
     assert later["ids_kept"] == 300 and later["ids_new"] == 3
     assert later["new_item_share"] == pytest.approx(3 / 303)
+    retrain, reason = retrain_decision(catalog, store, force=False, threshold=0.005)
+    assert retrain and "1.0% of items are new" in reason
 
     with pytest.raises(SemanticIdCapacityError, match="exceed the 1 collision tokens"):
         run_assign_semantic_ids(spark, catalog, store, AssignSemanticIdsConfig(run_date=RUN, collision_capacity=1))

@@ -91,3 +91,9 @@ def test_same_seed_same_model_and_save_load_round_trip(tmp_path):
 def test_tiny_inputs_encode(n):
     model = RQVAE(SMALL)
     assert encode_codes(model, clustered(n=n), True).shape == (n, 3)
+
+
+def test_catalog_smaller_than_a_codebook_trains():
+    x = clustered(n=10)
+    model, _ = train_rqvae(x, SMALL, RQVAETrainConfig(epochs=2, batch_size=4, checkpoint_every=0), progress=False)
+    assert encode_codes(model, x, True).shape == (10, 3)
