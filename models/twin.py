@@ -38,6 +38,8 @@ class ClusterBatch:
 class ItemTower(nn.Module):
     """Item-inherent representation: content embedding + semantic-ID embeddings."""
 
+    offsets: torch.Tensor  # where each level's codes start in the shared embedding table
+
     def __init__(self, config: TwinConfig):
         super().__init__()
         self.content = nn.Linear(config.item_dim, config.d_model)

@@ -83,17 +83,17 @@ def candidate_rows(inputs: RetrievalInputs, users: np.ndarray, items: np.ndarray
     valid = items >= 0
     user_rows, rank = np.nonzero(valid)
     chosen = items[valid]
-    ranked = ranker_scores is not None
+    final = retrieval_scores if ranker_scores is None else ranker_scores
     return pd.DataFrame({
         "run_date": run_date,
         "user_id": users[user_rows],
         "rank": (rank + 1).astype(np.int32),
         "item_id": inputs.index.item_ids[chosen],
         "semantic_id": inputs.index.semantic_ids[chosen],
-        "score": (ranker_scores if ranked else retrieval_scores)[valid].astype(np.float64),
+        "score": final[valid].astype(np.float64),
         "retrieval_score": retrieval_scores[valid].astype(np.float64),
-        "ranker_score": ranker_scores[valid].astype(np.float64) if ranked else None,
-        "source": "tiger+twin" if ranked else "tiger",
+        "ranker_score": None if ranker_scores is None else ranker_scores[valid].astype(np.float64),
+        "source": "tiger" if ranker_scores is None else "tiger+twin",
         "model_version": version,
         "ranker_version": ranker_version,
     }, columns=list(GOLD_CANDIDATES.schema.names))

@@ -208,11 +208,12 @@ def rerank(model, inputs: RankerInputs, users: np.ndarray, candidates: np.ndarra
     codes = torch.as_tensor(inputs.retrieval.index.codes, device=device)
     positions = np.repeat(inputs.clusters.position(users), candidates.shape[1])
     flat = candidates.reshape(-1)
-    logits = np.full(flat.shape, -np.inf, dtype=np.float64)
+    flat_logits = np.full(flat.shape, -np.inf, dtype=np.float64)
     valid = flat >= 0
-    logits[valid] = score(model, vectors, codes, positions[valid], flat[valid], *_arrays(inputs.clusters),
-                          precomputed=precomputed)
-    logits = logits.reshape(candidates.shape)
+    clusters = inputs.clusters
+    flat_logits[valid] = score(model, vectors, codes, positions[valid], flat[valid], clusters.items, clusters.sizes,
+                               clusters.cross, precomputed=precomputed)
+    logits = flat_logits.reshape(candidates.shape)
     order = np.argsort(-logits, axis=1, kind="stable")[:, :keep]
     items = np.take_along_axis(candidates, order, 1)
     scores = np.take_along_axis(logits, order, 1)

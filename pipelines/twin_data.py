@@ -72,7 +72,7 @@ def labelled_pairs(
     for k, (user, positive) in enumerate(zip(users, positives, strict=True)):
         banned = set(seen[k].tolist()) | {int(positive)}
         chosen: list[int] = []
-        if n_hard:
+        if hard is not None and n_hard:
             chosen += [int(i) for i in hard[k] if i >= 0 and int(i) not in banned][:n_hard]
         while len(chosen) < negatives and len(banned) + len(chosen) < n_items:
             draw = int(rng.integers(n_items))
