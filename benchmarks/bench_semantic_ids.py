@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import pathlib
 import sys
 import tempfile
@@ -166,8 +167,6 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     previous = RESULTS / "semantic_ids.json"
-    import json
-
     results: dict = json.loads(previous.read_text()) if previous.exists() and parts != {"embed", "rqvae"} else {}
     results.pop("machine", None)
 

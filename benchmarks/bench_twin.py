@@ -29,7 +29,6 @@ import sys
 import time
 
 import numpy as np
-import pandas as pd
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -93,7 +92,6 @@ def synthetic(args) -> dict:
     train = TwinTrainConfig(epochs=args.twin_epochs, batch_size=64)
     out: dict = {"users": args.users, "events_per_user": args.events, "pairs_scored": int((~is_train).sum()),
                  "compression": round(float(np.mean(compression)), 2)}
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     for name, lists in (("clusters", cluster_lists), ("raw_history", raw_lists)):
         model, _ = train_twin(config, train, vectors, codes, users[is_train], targets[is_train], labels[is_train],
                               lists["items"], lists["sizes"], lists["cross"], progress=False)
@@ -202,7 +200,6 @@ def main() -> None:
         if ml is not None:
             results["ml-100k"] = ml
     write_results("twin", results)
-    pd.set_option("display.width", 160)
 
 
 if __name__ == "__main__":

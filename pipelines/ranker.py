@@ -49,6 +49,7 @@ class RankerInputs:
     vectors: np.ndarray  # [N, d] by item row
     clusters: UserClusters
     table_versions: dict[str, int]
+    clusters_without_semantic_id: int  # left out of the ranker's view: their representative has no ID
 
 
 def load_ranker_inputs(catalog: Catalog, retrieval: RetrievalInputs | None = None,
@@ -62,8 +63,12 @@ def load_ranker_inputs(catalog: Catalog, retrieval: RetrievalInputs | None = Non
     if check_holdout:
         check_no_held_out_events(frame, retrieval)
     clusters = user_clusters(frame, retrieval.index)
+    unmapped = int((retrieval.index.rows(frame["representative_item_id"]) < 0).sum())
+    if unmapped:
+        log.warning("%d cluster(s) have a representative item without a semantic ID; the ranker skips them "
+                    "(run assign-semantic-ids after embed-items)", unmapped)
     return RankerInputs(retrieval, item_vectors_by_row(catalog, retrieval), clusters,
-                        {**retrieval.table_versions, GOLD_USER_CLUSTERS.name: version})
+                        {**retrieval.table_versions, GOLD_USER_CLUSTERS.name: version}, unmapped)
 
 
 def check_no_held_out_events(clusters, retrieval: RetrievalInputs) -> None:
@@ -167,6 +172,7 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
         "run_date": config.run_date.isoformat(), "weights": WEIGHTS_FILE,
         "hard_negatives_from_tiger": hard is not None,
         "metrics": {"test_auc": metrics["auc"], "test_gauc": metrics["gauc"], "train_seconds": seconds,
+                    "clusters_without_semantic_id": float(inputs.clusters_without_semantic_id),
                     "pairs_per_s": float(np.mean([h["pairs_per_s"] for h in history])) if history else 0.0},
         "history": history,
     }

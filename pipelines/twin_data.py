@@ -38,8 +38,8 @@ def scale_cross_features(frame: pd.DataFrame) -> np.ndarray:
 
 
 def user_clusters(clusters: pd.DataFrame, index: ItemIndex) -> UserClusters:
-    """gold.user_clusters rows -> per-user arrays; clusters whose representative has no semantic ID are dropped
-    from the ranker's view (the caller counts them)."""
+    """gold.user_clusters rows -> per-user arrays; clusters whose representative has no semantic ID are left
+    out (load_ranker_inputs counts and logs them, and the ranker's card records the count)."""
     frame = clusters.assign(row=index.rows(clusters["representative_item_id"]))
     frame = frame[frame["row"] >= 0].sort_values(["user_id", "cluster_id"], kind="stable")
     cross = scale_cross_features(frame)
