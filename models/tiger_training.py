@@ -49,6 +49,7 @@ class TigerState:
     step: int = 0
     best_recall: float = -1.0
     best_epoch: int = 0
+    planned_epochs: int | None = None  # set after the first epoch when a time budget shortens the run
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -59,14 +60,26 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _schedule(train: TigerTrainConfig, total_steps: int):
-    def factor(step: int) -> float:
-        if step < train.warmup_steps:
-            return (step + 1) / train.warmup_steps
-        progress = (step - train.warmup_steps) / max(1, total_steps - train.warmup_steps)
+class WarmupCosine:
+    """Linear warm-up, then cosine decay to 0 at `total_steps`. An object rather than a closure so that
+    LambdaLR checkpoints `total_steps`, which a time budget may shorten after the first epoch."""
+
+    def __init__(self, warmup_steps: int, total_steps: int):
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    return factor
+
+def epochs_within_budget(budget_seconds: float, elapsed_seconds: float, epoch_seconds: float, done: int,
+                         planned: int) -> int:
+    """How many epochs the run can plan for when one takes `epoch_seconds` and `elapsed_seconds` of the
+    budget are spent after `done` epochs (never fewer than `done`, never more than `planned`)."""
+    more = int((budget_seconds - elapsed_seconds) // max(epoch_seconds, 1e-9))
+    return max(done, min(planned, done + more))
 
 
 def _save(path: pathlib.Path, payload: dict) -> None:
@@ -132,7 +145,8 @@ def train_tiger(
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     n = len(train_examples.targets)
     steps_per_epoch = max(1, math.ceil(n / train.batch_size))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(train, train.epochs * steps_per_epoch))
+    schedule = WarmupCosine(train.warmup_steps, train.epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state = TigerState()
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
     if initial_weights is not None and not (checkpoint is not None and checkpoint.exists()):
@@ -157,6 +171,8 @@ def train_tiger(
     started = time.perf_counter()
     last_epoch = train.epochs if stop_after_epochs is None else min(train.epochs, state.epoch + stop_after_epochs)
     for epoch in range(state.epoch, last_epoch):
+        if state.planned_epochs is not None and epoch >= state.planned_epochs:
+            break
         model.train()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch))
         total_loss, epoch_started = 0.0, time.perf_counter()
@@ -190,6 +206,15 @@ def train_tiger(
             state.best_recall, state.best_epoch = recall, state.epoch
             if directory is not None:
                 _save(directory / BEST_FILE, {"model": model.state_dict()})
+        if train.max_minutes is not None and state.planned_epochs is None:
+            # decay the learning rate to 0 by the last epoch that fits, not by train.epochs: a budget run
+            # would otherwise stop near the peak rate and lose the annealing phase
+            state.planned_epochs = epochs_within_budget(
+                60 * train.max_minutes, time.perf_counter() - started, time.perf_counter() - epoch_started,
+                state.epoch, train.epochs)
+            schedule.total_steps = state.planned_epochs * steps_per_epoch
+            log.info("a %.0f-minute budget fits %d epochs: the learning rate decays to 0 by then",
+                     train.max_minutes, state.planned_epochs)
         if checkpoint is not None:
             _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),

@@ -5,7 +5,7 @@ import torch
 from models.beam_search import SemanticIdTrie, beam_search, exclusion_mask, score_all_items
 from models.config import TigerConfig, TigerTrainConfig
 from models.tiger import Tiger, encoder_tokens
-from models.tiger_training import Sequences, recommend, train_tiger
+from models.tiger_training import CHECKPOINT_FILE, Sequences, epochs_within_budget, recommend, train_tiger
 
 SMALL = TigerConfig.debug(codebook_size=4, max_history=5)
 
@@ -97,3 +97,24 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert state.epoch == 3 and len(state.history) == 3
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_budget_plan_counts_the_epochs_that_fit():
+    assert epochs_within_budget(3300, 800, 760, done=1, planned=50) == 4
+    assert epochs_within_budget(3300, 800, 760, done=1, planned=3) == 3
+    assert epochs_within_budget(600, 800, 760, done=1, planned=50) == 1  # already over: stop here
+
+
+def test_a_spent_budget_anneals_and_stops_and_a_resume_keeps_the_plan(tmp_path):
+    codes = catalog(n=20)
+    data = _toy_sequences()
+    config = TigerConfig.debug(codebook_size=4, max_history=5)
+    train = TigerTrainConfig(epochs=5, batch_size=16, warmup_steps=2, eval_users=20, beam_width=5,
+                             max_minutes=1e-9)
+    _, state = train_tiger(codes, data, data, config, train, directory=tmp_path, progress=False)
+    assert state.epoch == 1 and state.planned_epochs == 1
+    saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    steps_per_epoch = -(-len(data.targets) // 16)
+    assert saved["scheduler"]["lr_lambdas"][0]["total_steps"] == steps_per_epoch  # lr reached 0 at the stop
+    _, resumed = train_tiger(codes, data, data, config, train, directory=tmp_path, progress=False)
+    assert resumed.epoch == 1
