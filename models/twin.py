@@ -105,7 +105,12 @@ class TwinRanker(nn.Module):
         """Logits [B]. `precomputed`: (keys, values) [N, H, d] from `precompute_item_keys`."""
         mask = batch.cluster_items >= 0
         rows = batch.cluster_items.clamp(min=0)
-        if precomputed is None:
+        if precomputed is None and len(item_vectors) < rows.numel():
+            # training: the catalog is smaller than the batch's cluster slots, so project every item once and
+            # gather (same values, same gradients, far less work for long histories)
+            all_keys, all_values = self.item_keys(item_vectors, item_codes)
+            keys, values = all_keys[rows], all_values[rows]
+        elif precomputed is None:
             keys, values = self.item_keys(item_vectors[rows], item_codes[rows])
         else:
             keys, values = precomputed[0][rows], precomputed[1][rows]

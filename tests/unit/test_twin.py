@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -56,12 +57,13 @@ def _items(rng, n_items=30):
             torch.as_tensor(rng.integers(0, 8, (n_items, 4))))
 
 
-def test_precomputed_item_keys_give_the_same_scores():
+@pytest.mark.parametrize("n_items", [10, 60])  # inline keys: projected per catalog item / per cluster slot
+def test_precomputed_item_keys_give_the_same_scores(n_items):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     model = TwinRanker(SMALL).eval()
-    vectors, codes = _items(rng)
-    batch = _batch(rng)
+    vectors, codes = _items(rng, n_items)
+    batch = _batch(rng, n_items)
     inline = model(batch, vectors, codes)
     ahead = model(batch, vectors, codes, precomputed=model.precompute_item_keys(vectors, codes))
     assert torch.allclose(inline, ahead, atol=1e-6)
