@@ -16,7 +16,7 @@ PARAMS = {
     "tiger_size": Param("paper", enum=["paper", "debug"], description="train-tiger --size"),
     "tiger_epochs": Param(20, type="integer"),
     "tiger_max_minutes": Param(120, type="number", description="TIGER's wall-clock budget"),
-    "twin_epochs": Param(10, type="integer"),
+    "twin_epochs": Param(30, type="integer"),
     "top_k": Param(100, type="integer", description="TIGER candidates per user"),
     "final_k": Param(20, type="integer", description="list length after the ranker"),
 }

@@ -89,8 +89,8 @@ class TwinConfig:
 
 @dataclass(frozen=True)
 class TwinTrainConfig:
-    epochs: int = 10
-    batch_size: int = 256
+    epochs: int = 30  # one positive per user is little data: it takes thousands of small steps to learn
+    batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
     negatives: int = 8  # per positive, sampled from the catalog (+ TIGER's candidates when given)
