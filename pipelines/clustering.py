@@ -62,30 +62,6 @@ def completion_groups(completion: np.ndarray, n_groups: int) -> np.ndarray:
     return groups
 
 
-def greedy_kmeans_plusplus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding, greedy variant: each step draws 2 + ln k candidates by squared distance to the
-    nearest centre and keeps the one that lowers the total the most. Returns [k, dim] float32 centres."""
-    n = len(x)
-    trials = 2 + int(np.log(k))
-    norms = np.einsum("ij,ij->i", x, x).astype(np.float64)
-    centers = np.empty((k, x.shape[1]), dtype=np.float32)
-    first = int(rng.integers(n))
-    centers[0] = x[first]
-    closest = np.maximum(norms - 2.0 * (x @ x[first]) + norms[first], 0.0)
-    for c in range(1, k):
-        potential = closest.sum()
-        if potential <= 0:  # every point sits on a centre: the rest are duplicates
-            centers[c:] = x[rng.integers(n, size=k - c)]
-            break
-        candidates = np.minimum(np.searchsorted(np.cumsum(closest), rng.random(trials) * potential), n - 1)
-        distances = np.maximum(norms[candidates, None] - 2.0 * (x[candidates] @ x.T) + norms[None], 0.0)
-        distances = np.minimum(closest[None], distances)
-        best = int(distances.sum(1).argmin())
-        closest = distances[best]
-        centers[c] = x[candidates[best]]
-    return centers
-
-
 def _kmeans_assign(x: np.ndarray, k: int, config: ClusteringConfig, seed: int) -> np.ndarray:
     if config.backend == "sklearn":
         from sklearn.cluster import KMeans
@@ -94,21 +70,15 @@ def _kmeans_assign(x: np.ndarray, k: int, config: ClusteringConfig, seed: int) -
         return model.fit_predict(x).astype(np.int64)
     import faiss
 
-    # greedy seeding as scikit-learn does it (faiss's own ++ tries one candidate per step and ends up slightly
-    # worse); faiss brings the speed to the Lloyd iterations; restarts keep the lowest inertia
-    seeded = config.kmeans_plus_plus and k > 1
-    rng = np.random.default_rng(seed)
-    best_labels, best_inertia = np.zeros(len(x), dtype=np.int64), np.inf
-    for _ in range(config.kmeans_restarts if seeded else 1):
-        km = faiss.Kmeans(
-            x.shape[1], k, niter=config.kmeans_iters, nredo=1 if seeded else config.kmeans_restarts, seed=seed,
-            verbose=False, min_points_per_centroid=1, max_points_per_centroid=config.max_points_per_centroid,
-        )
-        km.train(x, init_centroids=greedy_kmeans_plusplus(x, k, rng) if seeded else None)
-        distances, labels = km.index.search(x, 1)
-        if distances.sum() < best_inertia:
-            best_labels, best_inertia = labels[:, 0].astype(np.int64), float(distances.sum())
-    return best_labels
+    km = faiss.Kmeans(
+        x.shape[1], k, niter=config.kmeans_iters, nredo=config.kmeans_restarts, seed=seed, verbose=False,
+        min_points_per_centroid=1, max_points_per_centroid=config.max_points_per_centroid,
+    )
+    if config.kmeans_plus_plus:  # the same seeding as scikit-learn's default
+        km.cp.init_method = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
+    km.train(x)
+    _, labels = km.index.search(x, 1)
+    return labels[:, 0].astype(np.int64)
 
 
 def split_recursively(x: np.ndarray, config: ClusteringConfig, seed: int) -> np.ndarray:

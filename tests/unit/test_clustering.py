@@ -9,7 +9,6 @@ from pipelines.clustering import (
     ClusteringConfig,
     cluster_history,
     completion_groups,
-    greedy_kmeans_plusplus,
     mean_within_cluster_cosine,
 )
 
@@ -123,16 +122,3 @@ def test_within_cluster_cosine():
     x = np.array([[1, 0], [2, 0], [0, 1], [0, 3]], float)
     assert mean_within_cluster_cosine(x, np.array([0, 0, 1, 1])) == pytest.approx(1.0)
     assert mean_within_cluster_cosine(x, np.array([0, 1, 0, 1])) == pytest.approx(0.0)
-
-
-def test_greedy_seeding_puts_one_centre_in_each_separated_blob():
-    rng = np.random.default_rng(0)
-    blobs = np.repeat(np.eye(8, dtype=np.float32) * 10, 30, axis=0) + rng.normal(0, 0.1, (240, 8)).astype(np.float32)
-    centres = greedy_kmeans_plusplus(blobs, 8, np.random.default_rng(1))
-    assert sorted(np.argmax(centres, axis=1).tolist()) == list(range(8))
-    assert all((blobs == c).all(1).any() for c in centres)  # centres are data points
-
-
-def test_greedy_seeding_of_identical_points_stays_finite():
-    centres = greedy_kmeans_plusplus(np.ones((5, 3), dtype=np.float32), 3, np.random.default_rng(0))
-    assert np.isfinite(centres).all() and (centres == 1).all()
