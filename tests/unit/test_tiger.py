@@ -5,7 +5,13 @@ import torch
 from models.beam_search import SemanticIdTrie, beam_search, exclusion_mask, score_all_items
 from models.config import TigerConfig, TigerTrainConfig
 from models.tiger import Tiger, encoder_tokens
-from models.tiger_training import CHECKPOINT_FILE, Sequences, epochs_within_budget, recommend, train_tiger
+from models.tiger_training import (
+    CHECKPOINT_FILE,
+    Sequences,
+    epochs_within_budget,
+    recommend,
+    train_tiger,
+)
 
 SMALL = TigerConfig.debug(codebook_size=4, max_history=5)
 
