@@ -82,6 +82,18 @@ def epochs_within_budget(budget_seconds: float, elapsed_seconds: float, epoch_se
     return max(done, min(planned, done + more))
 
 
+def _rng_states() -> dict[str, object]:
+    # dropout draws from the CUDA generator on GPU: both are saved so a resume equals an uninterrupted run
+    return {"rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _restore_rng(saved: dict) -> None:
+    torch.set_rng_state(saved["rng"].cpu())  # torch.load's map_location may have moved it to the GPU
+    if saved.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([state.cpu() for state in saved["cuda_rng"]])
+
+
 def _save(path: pathlib.Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -99,7 +111,8 @@ def recommend(
     from tqdm.auto import tqdm
 
     model.eval()
-    device = item_codes.device
+    device = next(model.parameters()).device
+    item_codes, trie = item_codes.to(device), trie.to(device)
     buckets = torch.as_tensor(sequences.buckets(model.config), device=device)
     histories = torch.as_tensor(sequences.histories, device=device)
     items, scores = [], []
@@ -156,7 +169,7 @@ def train_tiger(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
+        _restore_rng(saved)
         state = TigerState(**saved["state"])
         log.info("resumed TIGER from %s at epoch %d", checkpoint, state.epoch)
 
@@ -217,8 +230,7 @@ def train_tiger(
                      train.max_minutes, state.planned_epochs)
         if checkpoint is not None:
             _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                               "state": state.__dict__})
+                               "scheduler": scheduler.state_dict(), **_rng_states(), "state": state.__dict__})
         if train.max_minutes is not None and time.perf_counter() - started > 60 * train.max_minutes:
             log.info("stopping after epoch %d: the %.0f-minute budget is spent", state.epoch, train.max_minutes)
             break
