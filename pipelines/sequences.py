@@ -8,6 +8,9 @@ Histories are right-aligned in a fixed-width array, -1 = padding.
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,10 +36,20 @@ class ItemIndex:
             semantic_ids=table["semantic_id"].to_numpy(dtype=object),
         )
 
+    @functools.cached_property
+    def _lookup(self) -> pd.Index:
+        # built once: hashing every item id again per call made per-user lookups quadratic-ish
+        return pd.Index(self.item_ids)
+
     def rows(self, item_ids: pd.Series | np.ndarray) -> np.ndarray:
         """Row index of each item id, -1 for unknown items."""
-        lookup = pd.Index(self.item_ids)
-        return np.asarray(lookup.get_indexer(np.asarray(item_ids, dtype=object)), dtype=np.int64)
+        return np.asarray(self._lookup.get_indexer(np.asarray(item_ids, dtype=object)), dtype=np.int64)
+
+    def known_rows_of_each(self, lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Each list of item ids as its item rows, unknown items left out; one lookup for all lists."""
+        lengths = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
+        flat = self.rows(np.fromiter(itertools.chain.from_iterable(lists), dtype=object, count=int(lengths.sum())))
+        return [rows[rows >= 0] for rows in np.split(flat, np.cumsum(lengths)[:-1])] if len(lists) else []
 
 
 @dataclass(frozen=True)
@@ -79,13 +92,9 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
     known = index.rows(events["item_id"]) >= 0
     stats: dict[str, float] = {"events": float(len(events)), "events_without_semantic_id": float((~known).sum())}
 
-    def rows_of(items: list[str]) -> np.ndarray:
-        rows = index.rows(np.asarray(items, dtype=object))
-        return rows[rows >= 0]
-
     users, histories, targets = [], [], []
-    for user, items in zip(roles["train"]["user_id"], roles["train"]["history"], strict=True):
-        sequence = rows_of(items)
+    train_sequences = index.known_rows_of_each(list(roles["train"]["history"]))
+    for user, sequence in zip(roles["train"]["user_id"], train_sequences, strict=True):
         for t in range(1, len(sequence)):
             users.append(user)
             histories.append(sequence[max(0, t - width):t])
@@ -100,14 +109,15 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
         stats[f"{role}_targets_without_semantic_id"] = float((~keep).sum())
         held[role] = Examples(
             frame["user_id"].to_numpy(dtype=object)[keep],
-            right_aligned([rows_of(h) for h, k in zip(frame["history"], keep, strict=True) if k], width),
+            right_aligned(index.known_rows_of_each(list(frame["history"][keep])), width),
             target_rows[keep],
         )
     ordered = events.sort_values(["user_id", *ORDER], kind="stable")
     latest = ordered.groupby("user_id", sort=True)["item_id"].agg(list)
+    latest_rows = index.known_rows_of_each(list(latest))
     serve = Examples(
         latest.index.to_numpy(dtype=object),
-        right_aligned([rows_of(items) for items in latest], width),
+        right_aligned(latest_rows, width),
         np.full(len(latest), -1, dtype=np.int64),
     )
     stats.update({
@@ -115,7 +125,7 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
         "test_examples": float(len(held["test"])), "users": float(len(serve)),
         "users_too_short_to_hold_out": float((latest.map(len) < MIN_EVENTS_TO_HOLD_OUT).sum()),
     })
-    seen = [np.unique(rows_of(items)) for items in latest]
+    seen = [np.unique(rows) for rows in latest_rows]
     return SequenceData(train, held["valid"], held["test"], serve, seen, latest.map(len).to_numpy(), stats)
 
 
