@@ -1,4 +1,4 @@
-"""Top-k metrics and the baselines TIGER is compared with (pure numpy/faiss).
+"""Top-k metrics and the baselines TIGER is compared with (pure numpy).
 
 Full ranking over all items, as in the TIGER paper; items already in the
 history can be excluded (the same rule for every method in one evaluation).
@@ -38,19 +38,27 @@ def popularity_topk(counts: np.ndarray, histories: np.ndarray, k: int, exclude_h
     return _drop_seen(np.broadcast_to(order, (len(histories), len(order))), histories, k, exclude_history)
 
 
-def knn_topk(vectors: np.ndarray, histories: np.ndarray, k: int, exclude_history: bool = True) -> np.ndarray:
-    """Items nearest (cosine, exact faiss search) to the last item of each history."""
-    import faiss
+def knn_topk(vectors: np.ndarray, histories: np.ndarray, k: int, exclude_history: bool = True,
+             chunk_rows: int = 2048) -> np.ndarray:
+    """Items nearest (cosine, exact search) to the last item of each history.
 
-    x = np.ascontiguousarray(vectors, dtype=np.float32).copy()
-    faiss.normalize_L2(x)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
+    Exact brute force in numpy, chunked so that a chunk's score matrix stays small;
+    no faiss, so evaluation also runs where faiss is not installed (GPU workers)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    x = np.divide(vectors, norms, out=np.zeros(vectors.shape, dtype=np.float32), where=norms > 0).astype(np.float32)
     last = histories[:, -1]
     has_last = last >= 0
     ranked = np.full((len(histories), k), -1, dtype=np.int64)
-    if has_last.any():
-        _, neighbours = index.search(x[last[has_last]], k + histories.shape[1] + 1)
-        neighbours = np.where(neighbours == last[has_last][:, None], -1, neighbours)  # never the query itself
-        ranked[has_last] = _drop_seen(neighbours, histories[has_last], k, exclude_history)
+    queries = last[has_last]
+    wanted = min(len(x), k + histories.shape[1] + 1)
+    for start in range(0, len(queries), chunk_rows):
+        rows = queries[start: start + chunk_rows]
+        scores = x[rows] @ x.T
+        scores[np.arange(len(rows)), rows] = -np.inf  # never the query itself
+        top = np.argpartition(-scores, wanted - 1, axis=1)[:, :wanted]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        neighbours = np.take_along_axis(top, order, axis=1)
+        neighbours = np.where(neighbours == rows[:, None], -1, neighbours)
+        target = np.flatnonzero(has_last)[start: start + chunk_rows]
+        ranked[target] = _drop_seen(neighbours, histories[target], k, exclude_history)
     return ranked

@@ -58,3 +58,20 @@ def test_baselines_exclude_history():
     knn = knn_topk(vectors, histories, 2)
     assert knn[0].tolist() == [1, 4]  # nearest to item 0, itself excluded
     assert 2 not in knn[1] and 1 not in knn[1] and knn[1][0] == 3
+
+
+def test_knn_matches_a_naive_search_across_chunks():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(60, 8)).astype(np.float32)
+    vectors[5] = 0.0  # an item without a vector scores 0 against every query
+    histories = rng.integers(-1, 60, size=(40, 4))
+    histories[:, -1] = np.where(histories[:, -1] == 5, 6, histories[:, -1])
+    got = knn_topk(vectors, histories, 5, chunk_rows=7)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    for row, history in enumerate(histories):
+        if history[-1] < 0:
+            assert (got[row] == -1).all()
+            continue
+        scores = unit @ unit[history[-1]]
+        order = [int(i) for i in np.argsort(-scores, kind="stable") if i != history[-1] and i not in history]
+        assert got[row].tolist() == order[:5]
