@@ -32,16 +32,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS, write_results  # noqa: E402
 from models.config import RQVAETrainConfig, TigerConfig, TigerTrainConfig  # noqa: E402
+from models.rqvae import default_device  # noqa: E402
 from pipelines.artifacts import ArtifactStore  # noqa: E402
 from pipelines.candidates import load_tiger, tiger_top_k  # noqa: E402
 from pipelines.config import LakehouseConfig, SparkConfig  # noqa: E402
 from pipelines.evaluation import EvaluateConfig, evaluate_methods  # noqa: E402
-from pipelines.ingest.pipeline import IngestConfig, run_ingest  # noqa: E402
-from pipelines.item_embeddings import EmbedItemsConfig, run_embed_items  # noqa: E402
 from pipelines.plots import plot_method_comparison  # noqa: E402
 from pipelines.retrieval import TrainTigerJobConfig, load_retrieval_inputs, run_train_tiger  # noqa: E402
-from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae  # noqa: E402
-from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids  # noqa: E402
 from pipelines.sequences import Examples  # noqa: E402
 from pipelines.tables import Catalog  # noqa: E402
 
@@ -51,7 +48,10 @@ RUN = dt.date(2026, 11, 24)
 PAPER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}  # Beauty, 200k steps
 
 
-def ingest_config(name: str) -> tuple[IngestConfig, EmbedItemsConfig] | None:
+def ingest_config(name: str):
+    from pipelines.ingest.pipeline import IngestConfig
+    from pipelines.item_embeddings import EmbedItemsConfig
+
     if name == "amazon-beauty":
         path = SHARED / "amazon-beauty/user_sequence.txt"
         if not path.exists():
@@ -65,14 +65,18 @@ def ingest_config(name: str) -> tuple[IngestConfig, EmbedItemsConfig] | None:
             EmbedItemsConfig(run_date=RUN, source="text"))
 
 
-def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
+def build_semantic_ids(spark, catalog: Catalog, store: ArtifactStore, name: str, args) -> tuple[dict, dict] | None:
+    """ingest -> embeddings -> RQ-VAE -> semantic IDs (Spark); returns the RQ-VAE metrics and timings."""
+    from pipelines.ingest.pipeline import run_ingest
+    from pipelines.item_embeddings import run_embed_items
+    from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
+    from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
+
     configs = ingest_config(name)
     if configs is None:
         print(f"{name}: not found under {SHARED}, skipped")
         return None
     ingest, embed = configs
-    catalog = Catalog(LakehouseConfig(root=str(scratch / name / "lakehouse")))
-    store = ArtifactStore(root=str(scratch / name / "artifacts"))
     timings = {}
     started = time.perf_counter()
     run_ingest(spark, catalog, ingest)
@@ -83,6 +87,26 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
         run_date=RUN, train=RQVAETrainConfig(epochs=args.rqvae_epochs, checkpoint_every=0)))
     run_assign_semantic_ids(spark, catalog, store, AssignSemanticIdsConfig(run_date=RUN))
     timings["rqvae_and_ids_s"] = time.perf_counter() - started
+    return {**rqvae, "embedding_source": embed.source}, timings
+
+
+def reused_semantic_ids(store: ArtifactStore) -> tuple[dict, dict]:
+    """The RQ-VAE metrics of a lakehouse left by an earlier run (--reuse-ids); its TIGER models are dropped."""
+    shutil.rmtree(pathlib.Path(store.root) / "tiger", ignore_errors=True)
+    version = store.latest_version("rqvae")
+    if version is None:
+        raise SystemExit(f"--reuse-ids: no RQ-VAE under {store.root}; run this benchmark once without it")
+    card = store.read_card("rqvae", version)
+    return {**card["metrics"], "embedding_source": card["data"]["gold.item_embeddings"]["source"]}, {}
+
+
+def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
+    catalog = Catalog(LakehouseConfig(root=str(scratch / name / "lakehouse")))
+    store = ArtifactStore(root=str(scratch / name / "artifacts"))
+    built = reused_semantic_ids(store) if args.reuse_ids else build_semantic_ids(spark, catalog, store, name, args)
+    if built is None:
+        return None
+    rqvae, timings = built
 
     model = TigerConfig() if args.size == "paper" else TigerConfig(
         encoder_layers=2, decoder_layers=2, heads=4, head_dim=32, mlp_dim=512)
@@ -107,15 +131,15 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
     card = store.read_card("tiger", version)
     out = {
         "items": len(inputs.index.item_ids), "users": len(serve), "test_users": len(inputs.sequences.test),
-        "embedding_source": embed.source,
+        "embedding_source": rqvae["embedding_source"],
         "semantic_ids": {k: round(float(rqvae[k]), 4) for k in ("min_level_utilization", "unique_3code_fraction",
                                                                   "largest_collision_group")},
         "tiger": tiger,
         "baselines": {m: {k: round(v, 4) for k, v in r.items() if "@" in k} for m, r in results.items()},
         "tiger_beats_baselines": all(tiger[k] > r[k] for r in results.values() for k in ("recall@10", "ndcg@10")),
         "training": {
-            "model": dataclasses.asdict(model), "parameters": card["parameters"],
-            "cpu_budget_minutes": args.minutes, "epochs_done": card["metrics"]["epochs"],
+            "model": dataclasses.asdict(model), "parameters": card["parameters"], "device": card["device"],
+            "budget_minutes": args.minutes, "epochs_done": card["metrics"]["epochs"],
             "steps_done": card["metrics"]["steps"], "best_epoch": card["metrics"]["best_epoch"],
             "train_examples": card["metrics"]["train_examples"],
             "training_examples_per_s": round(card["metrics"]["examples_per_s"], 1),
@@ -127,7 +151,7 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
     steps_per_epoch = max(1, card["metrics"]["steps"] // max(1, card["metrics"]["epochs"]))
     out["training"]["paper_schedule"] = {
         "steps": 200_000, "batch_size": 256,
-        "cpu_hours_at_measured_rate": round(200_000 * 256 / card["metrics"]["examples_per_s"] / 3600, 1),
+        "hours_at_measured_rate": round(200_000 * 256 / card["metrics"]["examples_per_s"] / 3600, 1),
         "epochs_equivalent": round(200_000 / steps_per_epoch, 1),
     }
     print(f"{name}: TIGER {tiger} | " + " | ".join(f"{m} {r}" for m, r in out["baselines"].items()))
@@ -137,7 +161,7 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="amazon-beauty,ml-100k")
-    parser.add_argument("--minutes", type=float, default=20.0, help="TIGER CPU budget per dataset (max 60)")
+    parser.add_argument("--minutes", type=float, default=20.0, help="TIGER training budget per dataset, wall-clock minutes (max 60)")
     parser.add_argument("--size", choices=["paper", "cpu"], default="paper")
     parser.add_argument("--max-epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -147,32 +171,43 @@ def main() -> None:
     parser.add_argument("--beam-width", type=int, default=20)
     parser.add_argument("--rqvae-epochs", type=int, default=150)
     parser.add_argument("--candidate-users", type=int, default=300)
+    parser.add_argument("--reuse-ids", action="store_true",
+                        help="train TIGER on the semantic IDs an earlier run left in benchmarks/.work/ (no Spark: "
+                             "what a GPU machine without Java runs)")
+    parser.add_argument("--results", default=None,
+                        help="results name (default: tiger, or tiger_<device> when not on the CPU)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "matplotlib", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    from pipelines.spark import build_spark_session
+    device = default_device(None).type
+    results_name = args.results or ("tiger" if device == "cpu" else f"tiger_{device}")
+    spark = None
+    if not args.reuse_ids:
+        from pipelines.spark import build_spark_session
 
-    spark = build_spark_session(SparkConfig(app_name="bench-tiger"))
-    previous = RESULTS / "tiger.json"
+        spark = build_spark_session(SparkConfig(app_name="bench-tiger"))
+    previous = RESULTS / f"{results_name}.json"
     datasets = json.loads(previous.read_text()).get("datasets", {}) if previous.exists() else {}
     for name in args.datasets.split(","):
-        shutil.rmtree(WORK / name, ignore_errors=True)  # each run starts from an empty lakehouse
+        if not args.reuse_ids:
+            shutil.rmtree(WORK / name, ignore_errors=True)  # each run starts from an empty lakehouse
         result = run_dataset(spark, WORK, name, args)
         if result is not None:
             datasets[name] = result
-    spark.stop()
+    if spark is not None:
+        spark.stop()
     payload: dict = {"datasets": datasets}
     if "amazon-beauty" in datasets:  # the issue's headline shape: Beauty at the top level
         beauty = datasets["amazon-beauty"]
         payload = {"tiger": beauty["tiger"], "baselines": beauty["baselines"], "paper_beauty": PAPER,
                    "training_examples_per_s": beauty["training"]["training_examples_per_s"],
                    "candidate_generation_users_per_s": beauty["candidate_generation_users_per_s"], **payload}
-    write_results("tiger", payload)
+    write_results(results_name, payload)
     plot_method_comparison(
         {f"{d} {m}": r for d, res in datasets.items() for m, r in (("tiger", res["tiger"]), *res["baselines"].items())},
-        RESULTS / "tiger.png", "TIGER vs. baselines (test split)")
+        RESULTS / f"{results_name}.png", f"TIGER vs. baselines (test split, {device})")
 
 
 if __name__ == "__main__":

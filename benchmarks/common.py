@@ -22,9 +22,22 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return min(times) if repeats < 5 else statistics.median(times)
 
 
+def machine() -> dict[str, object]:
+    """What ran the benchmark: a figure means little without it (GPU runs name their device)."""
+    import os
+    import sys
+
+    info: dict[str, object] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    torch = sys.modules.get("torch")  # only when the benchmark used torch
+    if torch is not None and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["torch"] = torch.__version__
+    return info
+
+
 def write_results(name: str, payload: dict) -> pathlib.Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}, **payload}
+    payload = {"machine": machine(), **payload}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
