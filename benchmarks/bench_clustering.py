@@ -5,7 +5,9 @@
 - events/s on synthetic users of 10^3, 10^4 and 10^5 events, and the fitted
   exponent of time vs. length (target: near-linear, ~1);
 - the same recursion with scikit-learn's KMeans as the baseline (target: >= 3x
-  faster at equal or better within-cluster cosine);
+  faster at equal or better within-cluster cosine); every figure is the mean
+  (times: the sum of each seed's best of 2 runs) over 3 k-means seeds, since
+  one seed's cosine moves by about as much as the two backends differ;
 - compression (events / clusters) at gamma = 20 on 10^4-event users, and
   within-cluster cosine against a random grouping of the same sizes;
 - the same on the real MovieLens-100K histories (rating / 5 as the engagement
@@ -16,6 +18,7 @@ Writes benchmarks/results/clustering.json and clustering_sizes.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 import time
@@ -37,6 +40,7 @@ from pipelines.plots import plot_cluster_sizes  # noqa: E402
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 GAMMA = 20
+SEEDS = (0, 1000, 2000)
 
 
 def synthetic_users(length: int, n_users: int, items: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -83,6 +87,25 @@ def measure(users: list[pd.DataFrame], emb, index_of, config) -> dict:
     }
 
 
+def measure_seeds(users: list[pd.DataFrame], emb, index_of, config: ClusteringConfig, repeats: int = 2) -> dict:
+    """measure() under each of SEEDS: times and events summed, quality averaged, sizes of the first seed.
+    Each seed runs `repeats` times and keeps its fastest time (the same clusters every time: deterministic),
+    so one disturbed run on a small machine does not decide the speedup."""
+    runs = []
+    for seed in SEEDS:
+        tries = [measure(users, emb, index_of, dataclasses.replace(config, seed=seed)) for _ in range(repeats)]
+        runs.append(min(tries, key=lambda r: r["seconds"]))
+    events, seconds = sum(r["events"] for r in runs), sum(r["seconds"] for r in runs)
+    return {
+        "users": len(users), "seeds": len(SEEDS), "events": events, "seconds": round(seconds, 4),
+        "events_per_s": round(events / seconds, 1),
+        **{key: round(float(np.mean([r[key] for r in runs])), 4)
+           for key in ("compression", "within_cluster_cosine", "random_grouping_cosine")},
+        "within_cluster_cosine_by_seed": [r["within_cluster_cosine"] for r in runs],
+        "max_cluster_size": max(r["max_cluster_size"] for r in runs), "_sizes": runs[0]["_sizes"],
+    }
+
+
 def movielens(config: ClusteringConfig) -> tuple[dict, list[int]] | None:
     if not (SHARED / "ml-100k" / "u.data").exists():
         return None
@@ -123,36 +146,37 @@ def main() -> None:
     slow = ClusteringConfig(gamma=GAMMA, backend="sklearn")
     plan = {1_000: 8, 10_000: 3, 100_000: 1}
     results: dict = {"gamma": GAMMA, "embedding_dim": args.dim, "by_length": {}}
-    lengths, seconds_per_event = [], []
+    lengths, seconds_per_user = [], []
     size_hist = {}
     for length, n_users in plan.items():
         users = [u for _, u in synthetic_users(length, n_users, items, seed=length).groupby("user_id")]
-        ours = measure(users, emb, index_of, fast)
+        ours = measure_seeds(users, emb, index_of, fast)
         size_hist[f"synthetic {length:,}"] = ours.pop("_sizes")
         row = {"faiss": ours}
         if not (args.quick and length == 100_000):
-            base = measure(users, emb, index_of, slow)
+            base = measure_seeds(users, emb, index_of, slow)
             base.pop("_sizes")
             row["sklearn"] = base
             row["speedup_vs_sklearn"] = round(base["seconds"] / ours["seconds"], 2)
         results["by_length"][str(length)] = row
         lengths.append(length)
-        seconds_per_event.append(ours["seconds"] / n_users)
+        seconds_per_user.append(ours["seconds"] / (n_users * len(SEEDS)))
         print(f"{length:>7,} events/user: {ours['events_per_s']:>10,.0f} events/s, compression "
               f"{ours['compression']:.1f}, cosine {ours['within_cluster_cosine']:.3f} "
               f"(random {ours['random_grouping_cosine']:.3f})"
               + (f", {row['speedup_vs_sklearn']:.1f}x vs sklearn (cosine {row['sklearn']['within_cluster_cosine']:.3f})"
                  if "sklearn" in row else ""))
-    # The same 10^4 users with 5 k-means restarts: what matching scikit-learn's cosine costs.
+    # The same 10^4 users with one k-means run per split instead of the default best of 2: the ablation
+    # that shows what the restarts buy.
     users = [u for _, u in synthetic_users(10_000, plan[10_000], items, seed=10_000).groupby("user_id")]
-    matched = measure(users, emb, index_of, ClusteringConfig(gamma=GAMMA, kmeans_restarts=5))
-    matched.pop("_sizes")
+    single = measure_seeds(users, emb, index_of, ClusteringConfig(gamma=GAMMA, kmeans_restarts=1))
+    single.pop("_sizes")
     row = results["by_length"]["10000"]
-    row["faiss_5_restarts"] = matched
-    row["speedup_vs_sklearn_5_restarts"] = round(row["sklearn"]["seconds"] / matched["seconds"], 2)
-    print(f"10^4 with 5 restarts: cosine {matched['within_cluster_cosine']:.4f} vs sklearn "
-          f"{row['sklearn']['within_cluster_cosine']:.4f}, {row['speedup_vs_sklearn_5_restarts']}x")
-    exponent = float(np.polyfit(np.log(lengths), np.log(seconds_per_event), 1)[0])
+    row["faiss_1_restart"] = single
+    row["speedup_vs_sklearn_1_restart"] = round(row["sklearn"]["seconds"] / single["seconds"], 2)
+    print(f"10^4 with 1 k-means run per split: cosine {single['within_cluster_cosine']:.4f} vs sklearn "
+          f"{row['sklearn']['within_cluster_cosine']:.4f}, {row['speedup_vs_sklearn_1_restart']}x")
+    exponent = float(np.polyfit(np.log(lengths), np.log(seconds_per_user), 1)[0])
     at_1e4 = results["by_length"]["10000"]
     results.update({
         "time_growth_exponent": round(exponent, 3),

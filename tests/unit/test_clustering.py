@@ -10,6 +10,7 @@ from pipelines.clustering import (
     cluster_history,
     completion_groups,
     mean_within_cluster_cosine,
+    sum_by_label,
 )
 
 
@@ -122,3 +123,14 @@ def test_within_cluster_cosine():
     x = np.array([[1, 0], [2, 0], [0, 1], [0, 3]], float)
     assert mean_within_cluster_cosine(x, np.array([0, 0, 1, 1])) == pytest.approx(1.0)
     assert mean_within_cluster_cosine(x, np.array([0, 1, 0, 1])) == pytest.approx(0.0)
+
+
+def test_sum_by_label_matches_a_row_at_a_time_sum():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(50, 3))
+    labels = rng.integers(0, 7, size=50)
+    labels[labels == 4] = 5  # a label with no rows sums to zero
+    expected = np.zeros((8, 3))
+    np.add.at(expected, labels, values)
+    assert np.allclose(sum_by_label(values, labels, 8), expected)
+    assert sum_by_label(values[:0], labels[:0], 2).tolist() == [[0.0] * 3] * 2
