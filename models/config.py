@@ -19,6 +19,9 @@ class RQVAEConfig:
 class RQVAETrainConfig:
     epochs: int = 300
     batch_size: int = 1024
+    # Small catalogs get smaller batches, so that an epoch is at least this many steps: with 1,682 items and
+    # batches of 1,024 an epoch was 2 steps, and dead codes were re-seeded every second step.
+    min_steps_per_epoch: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import pathlib
 import time
@@ -170,6 +171,11 @@ def _save_checkpoint(path: pathlib.Path, model: RQVAE, optimizer: torch.optim.Op
     os.replace(tmp, path)  # a crash mid-save never leaves a truncated checkpoint
 
 
+def effective_batch_size(n: int, train: RQVAETrainConfig) -> int:
+    """train.batch_size, or smaller so that an epoch of n items takes at least train.min_steps_per_epoch steps."""
+    return max(1, min(train.batch_size, math.ceil(n / max(1, train.min_steps_per_epoch))))
+
+
 def default_device(requested: str | None) -> torch.device:
     return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -192,6 +198,7 @@ def train_rqvae(
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     x = prepare_inputs(vectors, train.normalize_inputs).to(device)
     n = len(x)
+    batch_size = effective_batch_size(n, train)
     state = TrainState()
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -214,8 +221,8 @@ def train_rqvae(
         order = torch.randperm(n, generator=generator).to(device)
         usage = torch.zeros(config.levels, config.codebook_size, dtype=torch.long, device=device)
         sums = {"loss": 0.0, "reconstruction": 0.0, "codebook": 0.0, "commitment": 0.0}
-        for start in range(0, n, train.batch_size):
-            batch = x[order[start : start + train.batch_size]]
+        for start in range(0, n, batch_size):
+            batch = x[order[start : start + batch_size]]
             _, q, losses = model(batch)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
@@ -237,7 +244,8 @@ def train_rqvae(
             state.epoch % train.checkpoint_every == 0 or state.epoch == last_epoch
         ):
             _save_checkpoint(checkpoint, model, optimizer, state)
-    log.info("trained RQ-VAE to epoch %d in %.1fs", state.epoch, time.perf_counter() - started)
+    log.info("trained RQ-VAE to epoch %d in %.1fs (batches of %d)", state.epoch, time.perf_counter() - started,
+             batch_size)
     model.eval()
     return model, state
 

@@ -6,6 +6,7 @@ from models.rqvae import (
     RQVAE,
     RQVAEConfig,
     RQVAETrainConfig,
+    effective_batch_size,
     encode_codes,
     kmeans_init,
     load_rqvae,
@@ -97,3 +98,10 @@ def test_catalog_smaller_than_a_codebook_trains():
     x = clustered(n=10)
     model, _ = train_rqvae(x, SMALL, RQVAETrainConfig(epochs=2, batch_size=4, checkpoint_every=0), progress=False)
     assert encode_codes(model, x, True).shape == (10, 3)
+
+
+def test_small_catalogs_get_batches_that_make_an_epoch_several_steps():
+    train = RQVAETrainConfig(batch_size=1024, min_steps_per_epoch=8)
+    assert effective_batch_size(1682, train) == 211  # ml-100k: 8 steps instead of 2
+    assert effective_batch_size(12_068, train) == 1024  # Beauty keeps the configured batch
+    assert effective_batch_size(3, train) == 1
