@@ -16,7 +16,9 @@
    bench_tiger.py, which trained TIGER there): clusters without held-out
    events, the ranker trained with and without ln(n), on the raw full history
    and on the 100 most recent raw events instead of clusters; AUC/GAUC on the
-   test events and Recall/NDCG@10 of TIGER alone vs. TIGER + rerank.
+   test events and Recall/NDCG@10 of TIGER alone vs. TIGER reranked by the
+   ranker alone (`rerank_*`) and by the nightly blend, TIGER score + w * logit
+   with w chosen on held-out validation users as train-twin does (`blend_*`).
 Writes benchmarks/results/twin.json.
 """
 
@@ -168,8 +170,9 @@ def movielens(args) -> dict | None:
     from pipelines.candidates import load_tiger, tiger_top_k
     from pipelines.config import LakehouseConfig, SparkConfig
     from pipelines.ranker import (
+        TrainTwinJobConfig,
         evaluate_ranker,
-        fit_ranker,
+        fit_ranker_and_blend,
         load_ranker_inputs,
         rerank,
         tiger_candidates_for,
@@ -193,11 +196,12 @@ def movielens(args) -> dict | None:
                  "compression": round(report.metrics["compression"], 2)}
     inputs = load_ranker_inputs(catalog)
     test = inputs.retrieval.sequences.test
-    hard = tiger_candidates_for(store, inputs.retrieval, inputs.retrieval.sequences.valid, 20)
+    tiger_valid = tiger_candidates_for(store, inputs.retrieval, inputs.retrieval.sequences.valid, args.rerank_from)
     base = TwinConfig()
     train = TwinTrainConfig(epochs=args.twin_epochs)
     tiger, _, _ = load_tiger(store, None, inputs.retrieval, None)
-    top = tiger_top_k(tiger, inputs.retrieval, test, args.rerank_from, None, True, batch_size=64).items.numpy()
+    top_test = tiger_top_k(tiger, inputs.retrieval, test, args.rerank_from, None, True, batch_size=64)
+    top, top_scores = top_test.items.numpy(), top_test.scores.numpy().astype(np.float64)
     out["tiger"] = {k: round(v, 4) for k, v in ranking_metrics(top[:, :10], test.targets).items()}
     variants = {
         "clusters_ln_n": (base, None),
@@ -207,15 +211,22 @@ def movielens(args) -> dict | None:
     }
     for name, (config, clusters) in variants.items():
         view = inputs if clusters is None else dataclasses.replace(inputs, clusters=clusters)
-        model, _ = fit_ranker(view, config, train, hard, clusters)
+        model, _, blend = fit_ranker_and_blend(view, config, train, tiger_valid, TrainTwinJobConfig.calibration_share,
+                                               clusters=clusters)
         quality = evaluate_ranker(model, view, test, negatives=20, seed=7)
-        items, _, _ = rerank(model, view, test.users, top, 10)
+        ranker_only, _, _ = rerank(model, view, test.users, top, 10)
+        blended, _, _ = rerank(model, view, test.users, top, 10, retrieval_scores=top_scores,
+                               blend_weight=blend.weight)
         out[name] = {"auc": round(quality["auc"], 4), "gauc": round(quality["gauc"], 4),
-                     **{f"rerank_{k}": round(v, 4) for k, v in ranking_metrics(items, test.targets).items()}}
+                     **{f"rerank_{k}": round(v, 4) for k, v in ranking_metrics(ranker_only, test.targets).items()},
+                     "blend": blend.to_card(),
+                     **{f"blend_{k}": round(v, 4) for k, v in ranking_metrics(blended, test.targets).items()}}
         print(f"ml-100k {name}: {out[name]}")
     out["auc_clusters_minus_raw"] = round(out["clusters_ln_n"]["auc"] - out["raw_full_history"]["auc"], 4)
     out["rerank_recall@10_minus_tiger"] = round(out["clusters_ln_n"]["rerank_recall@10"] - out["tiger"]["recall@10"], 4)
     out["rerank_ndcg@10_minus_tiger"] = round(out["clusters_ln_n"]["rerank_ndcg@10"] - out["tiger"]["ndcg@10"], 4)
+    for metric in ("recall@10", "ndcg@10"):
+        out[f"blend_{metric}_minus_tiger"] = round(out["clusters_ln_n"][f"blend_{metric}"] - out["tiger"][metric], 4)
     print(f"ml-100k TIGER alone {out['tiger']}")
     return out
 

@@ -3,7 +3,10 @@
 Trains the TWIN-V2 ranker (cluster-aware target attention with ln(n)) on each
 user's validation event against sampled negatives (half from TIGER's
 candidates when a TIGER model exists), then reports AUC and GAUC on the test
-events. Needs clusters built without held-out events: run
+events. With TIGER present, a share of the validation users is held out of
+training to choose w in the nightly order "TIGER score + w * ranker logit"
+(w = 0 keeps TIGER's order when the ranker does not help them); the card keeps
+w. Needs clusters built without held-out events: run
 `cluster-behaviors --holdout valid_test` first. GPU when present.
 """
 
@@ -29,6 +32,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--epochs", type=int, default=t.epochs)
     parser.add_argument("--negatives", type=int, default=t.negatives)
     parser.add_argument("--no-hard-negatives", action="store_true", help="catalog negatives only")
+    parser.add_argument("--calibration-share", type=float, default=TrainTwinJobConfig.calibration_share,
+                        help="validation users kept out of training to choose the blend (default %(default)s)")
+    parser.add_argument("--rerank-from", type=int, default=TrainTwinJobConfig.rerank_from,
+                        help="TIGER candidates per user the blend is chosen over (default %(default)s)")
     parser.add_argument("--seed", type=int, default=t.seed)
     parser.add_argument("--device", default=None)
     parser.add_argument("--version", default=None)
@@ -43,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n),
         train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device),
         version=args.version, hard_negatives=not args.no_hard_negatives,
+        calibration_share=args.calibration_share, rerank_from=args.rerank_from,
     )
     print(json.dumps(run_train_twin(catalog_from(args), artifacts_from(args), config), indent=2))
     return 0

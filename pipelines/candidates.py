@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ import pandas as pd
 from pipelines.artifacts import ArtifactStore
 from pipelines.config import logical_time
 from pipelines.delta import write_table
+from pipelines.ranking import blended_score
 from pipelines.retrieval import MODEL, RetrievalInputs, UpstreamTableError, load_retrieval_inputs
 from pipelines.splits import SplitConfig
 from pipelines.tables import GOLD_CANDIDATES, GOLD_SEMANTIC_IDS, Catalog
@@ -78,12 +80,13 @@ def tiger_top_k(model, inputs: RetrievalInputs, examples, top_k: int, beam_width
 
 def candidate_rows(inputs: RetrievalInputs, users: np.ndarray, items: np.ndarray, retrieval_scores: np.ndarray,
                    run_date: dt.date, version: str, ranker_scores: np.ndarray | None = None,
-                   ranker_version: str | None = None) -> pd.DataFrame:
-    """One row per (user, rank) for the valid beams (users with short catalogs may get fewer than K)."""
+                   ranker_version: str | None = None, blend_weight: float = math.inf) -> pd.DataFrame:
+    """One row per (user, rank) for the valid beams (users with short catalogs may get fewer than K);
+    `score` is what the rank follows: TIGER's, or TIGER's + blend_weight * the ranker's."""
     valid = items >= 0
     user_rows, rank = np.nonzero(valid)
     chosen = items[valid]
-    final = retrieval_scores if ranker_scores is None else ranker_scores
+    final = retrieval_scores if ranker_scores is None else blended_score(retrieval_scores, ranker_scores, blend_weight)
     return pd.DataFrame({
         "run_date": run_date,
         "user_id": users[user_rows],
@@ -112,16 +115,19 @@ def run_generate_candidates(
                          config.batch_size, exclude_items=inputs.sequences.serve_seen)
     items, scores = result.items.numpy(), result.scores.numpy().astype(np.float64)
     ranker_scores = ranker_version = None
+    blend_weight = math.inf
     if config.rerank:
         from pipelines.ranker import load_ranker, load_ranker_inputs, rerank
 
-        ranker, ranker_version = load_ranker(store, config.ranker_version, inputs, config.device)
+        ranker, ranker_version, blend = load_ranker(store, config.ranker_version, inputs, config.device)
+        blend_weight = blend.weight
         ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=False)
-        items, ranker_scores, order = rerank(ranker, ranker_inputs, serve.users, items, config.final_k)
+        items, ranker_scores, order = rerank(ranker, ranker_inputs, serve.users, items, config.final_k,
+                                             retrieval_scores=scores, blend_weight=blend.weight)
         scores = np.take_along_axis(scores, order, 1)
     seconds = time.perf_counter() - started
     rows = candidate_rows(inputs, serve.users, items, scores, config.run_date, version, ranker_scores,
-                          ranker_version)
+                          ranker_version, blend_weight)
     frame = spark.createDataFrame(rows, GOLD_CANDIDATES.spark_schema())
     write_table(spark, catalog, GOLD_CANDIDATES.name, frame, mode="overwrite",
                 replace_partitions=[{"run_date": config.run_date}],

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import pathlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from pipelines.artifacts import ArtifactStore
 from pipelines.candidates import load_tiger, tiger_top_k
@@ -78,11 +81,13 @@ def rerank_tiger(catalog, store, config: EvaluateConfig, inputs: RetrievalInputs
     """TIGER's top-N reordered by the ranker -> top-10; plus the ranker's AUC/GAUC on the same users."""
     from pipelines.ranker import evaluate_ranker, load_ranker, load_ranker_inputs, rerank
 
-    ranker, _ = load_ranker(store, config.ranker_version, inputs)
+    ranker, _, blend = load_ranker(store, config.ranker_version, inputs)
     ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=True)
     top = tiger_top_k(model, inputs, examples, config.rerank_from, None, config.exclude_history, batch_size=64)
-    items, _, _ = rerank(ranker, ranker_inputs, examples.users, top.items.numpy(), 10)
-    return items, evaluate_ranker(ranker, ranker_inputs, examples, negatives=20, seed=7)
+    items, _, _ = rerank(ranker, ranker_inputs, examples.users, top.items.numpy(), 10,
+                         retrieval_scores=top.scores.numpy().astype(np.float64), blend_weight=blend.weight)
+    quality = evaluate_ranker(ranker, ranker_inputs, examples, negatives=20, seed=7)
+    return items, {**quality, "blend_weight": -1.0 if math.isinf(blend.weight) else blend.weight}
 
 
 def run_evaluate(spark: SparkSession, catalog: Catalog, store: ArtifactStore, config: EvaluateConfig) -> dict:

@@ -1,10 +1,13 @@
-"""Top-k metrics and the baselines TIGER is compared with (pure numpy).
+"""Top-k metrics, the baselines TIGER is compared with, and the blend of retrieval and ranker scores
+(pure numpy).
 
 Full ranking over all items, as in the TIGER paper; items already in the
 history can be excluded (the same rule for every method in one evaluation).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -62,3 +65,40 @@ def knn_topk(vectors: np.ndarray, histories: np.ndarray, k: int, exclude_history
         target = np.flatnonzero(has_last)[start: start + chunk_rows]
         ranked[target] = _drop_seen(neighbours, histories[target], k, exclude_history)
     return ranked
+
+
+# Weights tried for `retrieval score + w * ranker logit`; inf = the ranker's order alone.
+BLEND_WEIGHTS = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
+
+
+def blended_score(retrieval_scores: np.ndarray, ranker_logits: np.ndarray, weight: float) -> np.ndarray:
+    """retrieval score + weight * ranker logit (weight inf: the logit alone); -inf stays -inf."""
+    if math.isinf(weight):
+        return ranker_logits
+    with np.errstate(invalid="ignore"):
+        blended = retrieval_scores + (weight * ranker_logits if weight else 0.0)  # 0 * -inf would be nan
+    return np.where(np.isnan(blended), -np.inf, blended)
+
+
+def blended_order(retrieval_scores: np.ndarray, ranker_logits: np.ndarray, weight: float) -> np.ndarray:
+    """Order [U, K] of each row's candidates by blended_score, best first; the other score breaks ties
+    (weight 0 keeps the retrieval order, inf is the ranker's). Candidates scored -inf stay last."""
+    primary = blended_score(retrieval_scores, ranker_logits, weight)
+    secondary = retrieval_scores if math.isinf(weight) else ranker_logits
+    return np.lexsort((-secondary, -primary), axis=-1) if primary.size else np.zeros(primary.shape, np.int64)
+
+
+def choose_blend_weight(retrieval_scores: np.ndarray, ranker_logits: np.ndarray, candidates: np.ndarray,
+                        targets: np.ndarray, k: int = 10) -> tuple[float, dict[str, float]]:
+    """The weight of BLEND_WEIGHTS whose blended top-k has the best Recall@k (then NDCG@k) on these
+    held-out users; ties go to the smaller weight, so a ranker that does not help leaves the order as is."""
+    by_weight: dict[str, float] = {}
+    best, best_key = 0.0, (-1.0, -1.0)
+    for weight in BLEND_WEIGHTS:
+        order = blended_order(retrieval_scores, ranker_logits, weight)[:, :k]
+        metrics = ranking_metrics(np.take_along_axis(candidates, order, 1), targets, ks=(k,))
+        key = (metrics[f"recall@{k}"], metrics[f"ndcg@{k}"])
+        by_weight[str(weight)] = round(metrics[f"recall@{k}"], 4)
+        if key > best_key:
+            best, best_key = weight, key
+    return best, by_weight

@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from models.config import (
@@ -21,6 +22,7 @@ from pipelines.evaluation import EvaluateConfig, run_evaluate
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.ingest.synthetic import SynthConfig, generate, synthetic_item_embeddings, write_raw
 from pipelines.ranker import TrainTwinJobConfig, run_train_twin
+from pipelines.ranking import BLEND_WEIGHTS
 from pipelines.retrieval import TrainTigerJobConfig, UpstreamTableError, run_train_tiger
 from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
 from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
@@ -100,6 +102,11 @@ def test_train_generate_rerun_evaluate(spark, catalog, lakehouse, tmp_path):
     assert set(final["ranker_version"]) == {ranker["version"]} and final["ranker_score"].notna().all()
     assert final.sort_values(["user_id", "rank"]).groupby("user_id")["score"].apply(
         lambda s: s.is_monotonic_decreasing).all()
+    blend = store.read_card("twin", ranker["version"])["blend"]  # w chosen on held-out validation users
+    assert blend["calibration_users"] > 0 and set(blend["recall@10_by_weight"]) == {str(w) for w in BLEND_WEIGHTS}
+    expected = final["ranker_score"] if blend["weight"] is None else (
+        final["retrieval_score"] + blend["weight"] * final["ranker_score"])
+    assert np.allclose(final["score"], expected)
 
     report = run_evaluate(spark, catalog, store, EvaluateConfig(run_date=RUN, plot_dir=str(tmp_path / "plots"),
                                                                 rerank_from=10))

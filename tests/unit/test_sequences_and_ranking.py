@@ -1,9 +1,17 @@
 import datetime as dt
+import math
 
 import numpy as np
 import pandas as pd
 
-from pipelines.ranking import knn_topk, popularity_topk, ranking_metrics
+from pipelines.ranking import (
+    blended_order,
+    blended_score,
+    choose_blend_weight,
+    knn_topk,
+    popularity_topk,
+    ranking_metrics,
+)
 from pipelines.sequences import ItemIndex, build_sequences, training_item_counts
 from pipelines.splits import SplitConfig
 
@@ -75,3 +83,26 @@ def test_knn_matches_a_naive_search_across_chunks():
         scores = unit @ unit[history[-1]]
         order = [int(i) for i in np.argsort(-scores, kind="stable") if i != history[-1] and i not in history]
         assert got[row].tolist() == order[:5]
+
+
+def test_blended_order_spans_retrieval_to_ranker_and_keeps_missing_candidates_last():
+    retrieval = np.array([[-1.0, -2.0, -3.0, -np.inf]])
+    logits = np.array([[0.0, 1.0, 5.0, -np.inf]])
+    assert blended_order(retrieval, logits, 0.0).tolist() == [[0, 1, 2, 3]]
+    assert blended_order(retrieval, logits, math.inf).tolist() == [[2, 1, 0, 3]]
+    assert blended_order(retrieval, logits, 0.5).tolist() == [[2, 0, 1, 3]]  # -0.5 > -1 > -1.5
+    assert blended_order(retrieval, logits, 2.0).tolist() == [[2, 1, 0, 3]]  # 7 > 0 > -1
+    assert np.isneginf(blended_score(retrieval, logits, 0.0)[0, 3])
+
+
+def test_blend_weight_is_zero_for_an_unhelpful_ranker_and_large_for_a_perfect_one():
+    rng = np.random.default_rng(0)
+    users, k = 200, 20
+    candidates = np.tile(np.arange(k), (users, 1))
+    retrieval = np.sort(rng.normal(size=(users, k)), axis=1)[:, ::-1]  # descending, as beam scores are
+    targets = rng.integers(0, k, size=users)
+    truth = (candidates == targets[:, None]).astype(float)
+    unhelpful, _ = choose_blend_weight(retrieval, -truth, candidates, targets, k=10)  # ranks the target last
+    assert unhelpful == 0.0
+    perfect, by_weight = choose_blend_weight(retrieval, 10 * truth, candidates, targets, k=10)
+    assert perfect > 0 and by_weight[str(perfect)] == 1.0 and by_weight["0.0"] < 1.0
