@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import logging
 import pathlib
 import sys
@@ -38,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import RESULTS, write_results  # noqa: E402
 from models.config import TwinConfig, TwinTrainConfig  # noqa: E402
 from models.twin_training import score, train_twin  # noqa: E402
 from pipelines.clustering import ClusteringConfig, cluster_history  # noqa: E402
@@ -241,9 +242,14 @@ def main() -> None:
     parser.add_argument("--twin-epochs", type=int, default=TwinTrainConfig.epochs)
     parser.add_argument("--rerank-from", type=int, default=50)
     parser.add_argument("--skip-movielens", action="store_true")
+    parser.add_argument("--skip-synthetic", action="store_true", help="keep the last results file's synthetic part")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    results = {"synthetic_1e4": synthetic(args)}
+    previous = RESULTS / "twin.json"
+    if args.skip_synthetic and previous.exists():
+        results = {"synthetic_1e4": json.loads(previous.read_text())["synthetic_1e4"]}
+    else:
+        results = {"synthetic_1e4": synthetic(args)}
     results["speedup_vs_raw_history"] = results["synthetic_1e4"]["speedup_vs_raw_history"]
     results["auc_clusters_minus_raw"] = results["synthetic_1e4"]["auc_clusters_minus_raw"]
     if not args.skip_movielens:

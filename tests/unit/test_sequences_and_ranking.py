@@ -106,3 +106,15 @@ def test_blend_weight_is_zero_for_an_unhelpful_ranker_and_large_for_a_perfect_on
     assert unhelpful == 0.0
     perfect, by_weight = choose_blend_weight(retrieval, 10 * truth, candidates, targets, k=10)
     assert perfect > 0 and by_weight[str(perfect)] == 1.0 and by_weight["0.0"] < 1.0
+
+
+def test_blend_keeps_the_retrieval_order_when_the_gain_is_within_noise():
+    rng = np.random.default_rng(1)
+    users, k = 200, 20
+    candidates = np.tile(np.arange(k), (users, 1))
+    retrieval = np.sort(rng.normal(size=(users, k)), axis=1)[:, ::-1]
+    targets = np.where(np.arange(users) % 2 == 0, 3, 12)  # half the targets inside the retrieval top 10
+    logits = np.zeros((users, k))
+    logits[1, 12] = 10.0  # the ranker rescues a single user's target: one hit more
+    weight, by_weight = choose_blend_weight(retrieval, logits, candidates, targets, k=10)
+    assert by_weight[str(math.inf)] > by_weight["0.0"] and weight == 0.0
