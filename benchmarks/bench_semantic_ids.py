@@ -13,7 +13,10 @@
    faiss ResidualQuantizer (3 x 8 bits) and random IDs: per-level code
    utilisation (target >= 0.95 on Beauty), unique 3-code fraction (target
    >= 0.90), share of each item's 10 nearest neighbours that share its first
-   code (higher than both baselines), and CPU training time. Every method runs
+   code (higher than both baselines), and CPU training time. A partition with
+   fewer or less even first codes shares more by chance, so next to each share
+   stand its chance level (the probability that a random other item shares
+   the code) and the share over it. Every method runs
    under --seeds seeds and the figures are their means (per-seed values kept):
    on ml-100k one seed moves the neighbour share by about as much as the
    methods differ.
@@ -44,7 +47,12 @@ from pipelines.ingest.pipeline import IngestConfig, run_ingest  # noqa: E402
 from pipelines.item_embeddings import EmbedItemsConfig, embed_items_spark, run_embed_items  # noqa: E402
 from pipelines.plots import plot_code_usage  # noqa: E402
 from pipelines.rqvae_training import load_item_vectors  # noqa: E402
-from pipelines.semantic_ids import code_metrics, code_usage, neighbour_prefix_share  # noqa: E402
+from pipelines.semantic_ids import (  # noqa: E402
+    chance_prefix_share,
+    code_metrics,
+    code_usage,
+    neighbour_prefix_share,
+)
 from pipelines.tables import Catalog  # noqa: E402
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -144,6 +152,8 @@ def quality(name: str, vectors: np.ndarray, epochs: int, seeds: int) -> dict:
         for method, codes in (("rqvae", ours), ("faiss_rq", faiss_codes), ("random", random_codes)):
             m = code_metrics(codes, CODEBOOK)
             m["neighbour_first_code_share@10"] = neighbour_prefix_share(x, codes[:, 0], k=10)
+            m["chance_first_code_share"] = chance_prefix_share(codes[:, 0])
+            m["neighbour_share_over_chance"] = m["neighbour_first_code_share@10"] / m["chance_first_code_share"]
             runs[method].append(m)
         if seed == 0:
             plot_code_usage(code_usage(ours, CODEBOOK), RESULTS / f"semantic_ids_{name}.png",
@@ -167,7 +177,8 @@ def quality(name: str, vectors: np.ndarray, epochs: int, seeds: int) -> dict:
           f"{r['unique_3code_fraction']:.3f}, neighbour share {r['neighbour_first_code_share@10']:.4f} "
           f"{r['neighbour_first_code_share@10_by_seed']} (faiss RQ {out['faiss_rq']['neighbour_first_code_share@10']:.4f} "
           f"{out['faiss_rq']['neighbour_first_code_share@10_by_seed']}, random "
-          f"{out['random']['neighbour_first_code_share@10']:.4f}); faiss RQ unique "
+          f"{out['random']['neighbour_first_code_share@10']:.4f}); over chance {r['neighbour_share_over_chance']:.1f} "
+          f"(faiss RQ {out['faiss_rq']['neighbour_share_over_chance']:.1f}); faiss RQ unique "
           f"{out['faiss_rq']['unique_3code_fraction']:.3f}")
     return out
 

@@ -109,3 +109,13 @@ def neighbour_prefix_share(vectors: np.ndarray, first_codes: np.ndarray, k: int 
     _, neighbours = index.search(x, k + 1)
     neighbours = neighbours[:, 1:]  # drop the item itself
     return float((first_codes[neighbours] == first_codes[:, None]).mean())
+
+
+def chance_prefix_share(first_codes: np.ndarray) -> float:
+    """Probability that another item, drawn at random, shares an item's first code: what any neighbour share
+    is to be compared with. Coarser or less even partitions have more of it by chance."""
+    n = len(first_codes)
+    if n < 2:
+        return 0.0
+    counts = np.unique(first_codes, return_counts=True)[1].astype(np.float64)
+    return float((counts * (counts - 1)).sum() / (n * (n - 1)))

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from pipelines.semantic_ids import (
     SemanticIdCapacityError,
     assign_semantic_ids,
+    chance_prefix_share,
     code_metrics,
     neighbour_prefix_share,
     semantic_id_string,
@@ -73,3 +74,11 @@ def test_neighbour_prefix_share():
     x = centres[labels] + rng.normal(size=(60, 8)) * 0.1
     assert neighbour_prefix_share(x, labels, k=5) == 1.0
     assert neighbour_prefix_share(x, rng.permutation(labels), k=5) < 0.8
+
+
+def test_chance_prefix_share():
+    assert chance_prefix_share(np.zeros(5, dtype=int)) == 1.0  # one code: every other item shares it
+    assert chance_prefix_share(np.arange(5)) == 0.0
+    assert chance_prefix_share(np.array([0, 0, 1, 1])) == pytest.approx(1 / 3)  # 1 of an item's 3 others
+    codes = np.random.default_rng(0).integers(0, 16, size=4000)
+    assert chance_prefix_share(codes) == pytest.approx(1 / 16, rel=0.05)
