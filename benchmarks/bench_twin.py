@@ -19,6 +19,10 @@
    test events and Recall/NDCG@10 of TIGER alone vs. TIGER reranked by the
    ranker alone (`rerank_*`) and by the nightly blend, TIGER score + w * logit
    with w chosen on held-out validation users as train-twin does (`blend_*`).
+   Then AUC by TWIN-V2's cluster-size threshold gamma (--gammas), each the mean
+   over --sweep-seeds ranker seeds, next to the raw full history under the same
+   seeds (`auc_by_gamma`): how much of the raw history's AUC each compression keeps
+   on ~100-event histories.
 Writes benchmarks/results/twin.json.
 """
 
@@ -192,7 +196,6 @@ def movielens(args) -> dict | None:
     started = time.perf_counter()
     report = run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test",
                                                                          full_refresh=True))
-    spark.stop()
     out: dict = {"cluster_seconds": round(time.perf_counter() - started, 1),
                  "compression": round(report.metrics["compression"], 2)}
     inputs = load_ranker_inputs(catalog)
@@ -229,6 +232,48 @@ def movielens(args) -> dict | None:
     for metric in ("recall@10", "ndcg@10"):
         out[f"blend_{metric}_minus_tiger"] = round(out["clusters_ln_n"][f"blend_{metric}"] - out["tiger"][metric], 4)
     print(f"ml-100k TIGER alone {out['tiger']}")
+    if args.gammas:
+        out["auc_by_gamma"] = auc_by_gamma(spark, catalog, args, base, train, tiger_valid)
+    spark.stop()
+    return out
+
+
+def auc_by_gamma(spark, catalog, args, base: TwinConfig, train: TwinTrainConfig, tiger_valid) -> dict:
+    """Ranker AUC on the test events over clusters of at most gamma events, for each gamma, and over the raw
+    full history; each the mean over --sweep-seeds ranker seeds. The lakehouse is left at the last gamma."""
+    from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
+    from pipelines.ranker import (
+        TrainTwinJobConfig,
+        evaluate_ranker,
+        fit_ranker_and_blend,
+        load_ranker_inputs,
+    )
+
+    def mean_quality(inputs, clusters) -> dict:
+        aucs, gaucs = [], []
+        for seed in range(args.sweep_seeds):
+            model, _, _ = fit_ranker_and_blend(inputs, base, dataclasses.replace(train, seed=seed), tiger_valid,
+                                               TrainTwinJobConfig.calibration_share, clusters=clusters)
+            quality = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, negatives=20, seed=7)
+            aucs.append(quality["auc"])
+            gaucs.append(quality["gauc"])
+        return {"auc": round(float(np.mean(aucs)), 4), "gauc": round(float(np.mean(gaucs)), 4),
+                "auc_by_seed": [round(a, 4) for a in aucs]}
+
+    out: dict = {"seeds": args.sweep_seeds}
+    for gamma in args.gammas:
+        report = run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(
+            run_date=RUN, clustering=ClusteringConfig(gamma=gamma), holdout="valid_test", full_refresh=True))
+        out[f"gamma_{gamma}"] = {"compression": round(report.metrics["compression"], 2),
+                                 **mean_quality(load_ranker_inputs(catalog), None)}
+        print(f"ml-100k gamma {gamma}: {out[f'gamma_{gamma}']}")
+    inputs = load_ranker_inputs(catalog)
+    raw = raw_recent_clusters(catalog, inputs, None)
+    out["raw_full_history"] = mean_quality(dataclasses.replace(inputs, clusters=raw), raw)
+    print(f"ml-100k raw full history: {out['raw_full_history']}")
+    for gamma in args.gammas:
+        point = out[f"gamma_{gamma}"]
+        point["auc_minus_raw"] = round(point["auc"] - out["raw_full_history"]["auc"], 4)
     return out
 
 
@@ -241,6 +286,9 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=10, help="synthetic: positives per user (its last events)")
     parser.add_argument("--twin-epochs", type=int, default=TwinTrainConfig.epochs)
     parser.add_argument("--rerank-from", type=int, default=50)
+    parser.add_argument("--gammas", type=lambda s: [int(g) for g in s.split(",") if g], default=[5, 10, 20],
+                        help="ml-100k: cluster-size thresholds for the AUC sweep ('' skips it)")
+    parser.add_argument("--sweep-seeds", type=int, default=2, help="ml-100k: ranker seeds per point of the sweep")
     parser.add_argument("--skip-movielens", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true", help="keep the last results file's synthetic part")
     args = parser.parse_args()
