@@ -55,7 +55,7 @@ def run_user(events: pd.DataFrame, emb: np.ndarray, index_of: dict, config: Clus
     start = time.perf_counter()
     result = cluster_history(
         events["item_id"].to_numpy(), x, events["completion"].to_numpy(), events["rating"].to_numpy(),
-        ts, float(ts.max()), config,
+        ts, config,
     )
     elapsed = time.perf_counter() - start
     return result, x[result.event_index], elapsed

@@ -87,7 +87,7 @@ def population(items, vectors: np.ndarray, n_users: int, n_events: int, held_out
         rows = past["item_id"].map(row_of).to_numpy()
         ts = past["ts"].astype("int64").to_numpy() / 1e9
         result = cluster_history(past["item_id"].to_numpy(), vectors[rows], past["completion"].to_numpy(),
-                                 past["rating"].to_numpy(), ts, float(ts.max()), ClusteringConfig(gamma=20))
+                                 past["rating"].to_numpy(), ts, ClusteringConfig(gamma=20))
         c = result.clusters
         clusters["items"].append(c["representative_item_id"].map(row_of).to_numpy())
         clusters["sizes"].append(c["size"].to_numpy())

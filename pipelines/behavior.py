@@ -81,7 +81,7 @@ def _seconds(ts: pd.Series) -> np.ndarray:
     return ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64)
 
 
-def cluster_user_frame(events: pd.DataFrame, config: ClusteringConfig, as_of_seconds: float) -> pd.DataFrame:
+def cluster_user_frame(events: pd.DataFrame, config: ClusteringConfig) -> pd.DataFrame:
     """One user's events (user_id, item_id, ts, completion, rating, embedding) -> output rows of all kinds."""
     user = events["user_id"].iloc[0]
     # Spark delivers a group's rows in no fixed order and k-means depends on it: sort first.
@@ -92,7 +92,7 @@ def cluster_user_frame(events: pd.DataFrame, config: ClusteringConfig, as_of_sec
     ts = _seconds(events["ts"])
     result = cluster_history(
         events["item_id"].to_numpy(), x, events["completion"].to_numpy(np.float64),
-        events["rating"].to_numpy(np.float64), ts, as_of_seconds, config,
+        events["rating"].to_numpy(np.float64), ts, config,
     )
     c = result.clusters
     to_ts = lambda s: pd.to_datetime(s, unit="s").to_numpy("datetime64[us]")  # noqa: E731  naive UTC
@@ -147,11 +147,9 @@ def cap_history(events: DataFrame, max_events: int) -> DataFrame:
     ).drop("_rank")
 
 
-def cluster_users(events_with_embeddings: DataFrame, config: ClusteringConfig, as_of: dt.datetime) -> DataFrame:
-    as_of_seconds = as_of.timestamp()
-
+def cluster_users(events_with_embeddings: DataFrame, config: ClusteringConfig) -> DataFrame:
     def per_user(pdf: pd.DataFrame) -> pd.DataFrame:
-        return cluster_user_frame(pdf, config, as_of_seconds)
+        return cluster_user_frame(pdf, config)
 
     return events_with_embeddings.groupBy("user_id").applyInPandas(per_user, _OUTPUT)
 
@@ -190,9 +188,7 @@ def run_cluster_behaviors(
     ).collect()[0]["n"]
     events_capped = over_cap or 0  # derived from the fingerprint: no second pass over events
     capped = cap_history(events.join(changed, "user_id", "left_semi"), cap)
-    rows = cluster_users(
-        capped.join(embeddings, "item_id", "left"), config.clustering, config.as_of
-    ).localCheckpoint()
+    rows = cluster_users(capped.join(embeddings, "item_id", "left"), config.clustering).localCheckpoint()
 
     new_clusters = (
         rows.filter("kind = 'cluster'")

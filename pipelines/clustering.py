@@ -13,6 +13,10 @@ Pure numpy/faiss, no Spark (the Spark job calls it per user through applyInPanda
    embeddings) stays whole.
 4. Each cluster: size n, centroid, the member nearest the centroid as its
    representative, mean completion / rating / recency, first and last time.
+   Recency is days before the user's latest kept event, not before the run
+   date: it orders a user's clusters in the user's own timeline, which is what
+   target attention compares, and a replayed history (MovieLens, 1998) would
+   otherwise put every cluster ~10^4 days back, where log1p flattens them.
 """
 
 from __future__ import annotations
@@ -132,7 +136,6 @@ def cluster_history(
     completion: np.ndarray,
     rating: np.ndarray,
     ts_seconds: np.ndarray,
-    as_of_seconds: float,
     config: ClusteringConfig = ClusteringConfig(),
 ) -> UserClusters:
     """Cluster one user's events (arrays aligned, any order). Deterministic for a config and input."""
@@ -169,7 +172,7 @@ def cluster_history(
     # 4. cluster features
     clusters = _cluster_features(
         labels, groups, item_ids[keep], x[keep], ratio, np.asarray(rating, np.float64)[keep],
-        ts_seconds[keep], as_of_seconds,
+        ts_seconds[keep],
     )
     # relabel clusters 0..m-1 in order of first event, so ids read naturally and are stable
     order = clusters["first_ts"].rank(method="first").astype(np.int64).to_numpy() - 1
@@ -188,7 +191,7 @@ def cluster_history(
 
 def _cluster_features(
     labels: np.ndarray, groups: np.ndarray, item_ids: np.ndarray, x: np.ndarray,
-    ratio: np.ndarray, rating: np.ndarray, ts: np.ndarray, as_of: float,
+    ratio: np.ndarray, rating: np.ndarray, ts: np.ndarray,
 ) -> pd.DataFrame:
     m = int(labels.max()) + 1 if len(labels) else 0
     sizes = np.bincount(labels, minlength=m)
@@ -206,7 +209,7 @@ def _cluster_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
-    recency_days = (as_of - ts) / 86_400.0
+    recency_days = (ts.max() - ts) / 86_400.0 if len(ts) else ts
     first_ts = np.full(m, np.inf)
     last_ts = np.full(m, -np.inf)
     np.minimum.at(first_ts, labels, ts)

@@ -37,9 +37,8 @@ def test_table_matches_the_pure_function(spark, catalog):
     report = run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, clustering=CONFIG))
     table = read_table(spark, catalog, "gold.user_clusters").toPandas()
     members = read_table(spark, catalog, "gold.user_cluster_members").toPandas()
-    as_of = dt.datetime.combine(RUN, dt.time(), tzinfo=dt.UTC).timestamp()
     for user, history in events.groupby("user_id"):
-        expected = cluster_user_frame(history.assign(embedding=history["item_id"].map(emb)), CONFIG, as_of)
+        expected = cluster_user_frame(history.assign(embedding=history["item_id"].map(emb)), CONFIG)
         exp = expected[expected["kind"] == "cluster"].sort_values("cluster_id")
         got = table[table["user_id"] == user].sort_values("cluster_id")
         assert got["size"].tolist() == exp["size"].tolist()

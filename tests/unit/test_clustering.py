@@ -26,7 +26,6 @@ def _history(n, dim=8, seed=0, n_items=50, nan_ratio=0.1):
         completion=completion,
         rating=rng.integers(1, 6, n).astype(float),
         ts_seconds=np.sort(rng.integers(0, 10**7, n)).astype(float),
-        as_of_seconds=2e7,
     )
 
 
@@ -101,12 +100,13 @@ def test_cluster_features():
     result = cluster_history(
         item_ids=np.array(["a", "b", "c", "d"]), embeddings=x, completion=np.array([0.9, 0.95, 0.92, 0.99]),
         rating=np.array([5, 4, np.nan, 2.0]), ts_seconds=np.array([0, 86_400, 2 * 86_400, 3 * 86_400.0]),
-        as_of_seconds=4 * 86_400, config=ClusteringConfig(gamma=2, n_groups=1),
+        config=ClusteringConfig(gamma=2, n_groups=1),
     )
     c = result.clusters
     assert c["size"].tolist() == [2, 2]
     first = c.iloc[0]
-    assert first["rating_mean"] == 4.5 and first["recency_days_mean"] == 3.5
+    assert first["rating_mean"] == 4.5 and first["recency_days_mean"] == 2.5  # days before the latest event
+    assert c.iloc[1]["recency_days_mean"] == 0.5
     assert first["first_ts"] == 0 and first["last_ts"] == 86_400
     assert first["representative_item_id"] in {"a", "b"}
     assert np.allclose(first["centroid"], [1, 0.05])
