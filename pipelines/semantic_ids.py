@@ -106,8 +106,12 @@ def neighbour_prefix_share(vectors: np.ndarray, first_codes: np.ndarray, k: int 
     faiss.normalize_L2(x)
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
-    _, neighbours = index.search(x, k + 1)
-    neighbours = neighbours[:, 1:]  # drop the item itself
+    _, found = index.search(x, k + 1)
+    # Drop the item itself wherever it is: an item with an exact duplicate (MovieLens lists some titles
+    # twice) need not come first, and counted as its own neighbour it always shares its code.
+    keep = found != np.arange(len(x))[:, None]
+    keep[keep.sum(axis=1) > k, -1] = False  # itself not among the k + 1: keep the first k
+    neighbours = found[keep].reshape(len(x), k)
     return float((first_codes[neighbours] == first_codes[:, None]).mean())
 
 

@@ -76,6 +76,13 @@ def test_neighbour_prefix_share():
     assert neighbour_prefix_share(x, rng.permutation(labels), k=5) < 0.8
 
 
+def test_neighbour_prefix_share_never_counts_the_item_itself():
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.7, 0.7]])  # two pairs of duplicates
+    codes = np.arange(5)  # every item its own code: no neighbour can share one
+    assert neighbour_prefix_share(x, codes, k=2) == 0.0
+    assert neighbour_prefix_share(x, np.array([0, 0, 1, 1, 2]), k=1) == 0.8  # each duplicate finds its twin
+
+
 def test_chance_prefix_share():
     assert chance_prefix_share(np.zeros(5, dtype=int)) == 1.0  # one code: every other item shares it
     assert chance_prefix_share(np.arange(5)) == 0.0
