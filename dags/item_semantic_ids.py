@@ -12,12 +12,13 @@ from jobs.orchestration import (
     table_asset,
     torch_job,
 )
+from models.config import RQVAETrainConfig
 
 PARAMS = {
     "embedding_source": Param("text", enum=["text", "als", "concat"], description="embed-items --source"),
     "retrain_rqvae": Param(False, type="boolean", description="train a new RQ-VAE tonight"),
     "retrain_threshold": Param(0.2, type="number", description="share of new items that triggers a retrain"),
-    "rqvae_epochs": Param(300, type="integer"),
+    "rqvae_epochs": Param(RQVAETrainConfig.epochs, type="integer"),
 }
 
 
