@@ -64,7 +64,7 @@ class TigerConfig:
 class TigerTrainConfig:
     epochs: int = 20
     batch_size: int = 256
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 500  # then cosine decay to 0 at the last step
     seed: int = 0
