@@ -1,6 +1,6 @@
 """Semantic IDs: embedding throughput and RQ-VAE quality vs. baselines measured in the same run.
 
-    python benchmarks/bench_semantic_ids.py [--embed-texts 50000] [--epochs 300] [--parts embed,rqvae]
+    python benchmarks/bench_semantic_ids.py [--embed-texts 50000] [--epochs 600] [--parts embed,rqvae]
 
 (one part alone keeps the other's figures from the last results file)
 
