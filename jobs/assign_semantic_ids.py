@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, setup_logging, spark_from
+from jobs.runtime import (
+    add_common_args,
+    artifacts_from,
+    catalog_from,
+    run_job,
+    setup_logging,
+    spark_from,
+)
 from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
 
 
@@ -38,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "assign-semantic-ids")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from pipelines.retrieval import UpstreamTableError
+from jobs.runtime import run_job
 
 # sub-command -> job module; each module has build_parser(parser) and run(args).
 COMMANDS = {
@@ -21,6 +21,7 @@ COMMANDS = {
     "train-twin": "jobs.train_twin",
     "generate-candidates": "jobs.generate_candidates",
     "evaluate": "jobs.evaluate",
+    "vacuum": "jobs.vacuum",
 }
 
 
@@ -34,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         modules[name] = module
         module.build_parser(sub.add_parser(name, help=summary.split(": ", 1)[-1]))
     args = parser.parse_args(argv)
-    try:
-        return modules[args.command].run(args)
-    except (FileNotFoundError, UpstreamTableError) as exc:  # an upstream table/file is missing or stale
-        print(f"tigertwin {args.command}: {exc}", file=sys.stderr)
-        return 2
+    return run_job(modules[args.command].run, args, args.command)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, setup_logging, spark_from
+from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
 from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
 from pipelines.clustering import ClusteringConfig
 from pipelines.plots import plot_cluster_sizes
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "cluster-behaviors")
 
 
 if __name__ == "__main__":

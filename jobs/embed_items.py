@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, setup_logging, spark_from
+from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
 from pipelines.collab_embeddings import AlsConfig
 from pipelines.embeddings import TextEmbeddingConfig
 from pipelines.item_embeddings import SOURCES, EmbedItemsConfig, run_embed_items
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "embed-items")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, setup_logging, spark_from
+from jobs.runtime import (
+    add_common_args,
+    artifacts_from,
+    catalog_from,
+    run_job,
+    setup_logging,
+    spark_from,
+)
 from pipelines.candidates import CandidatesConfig, run_generate_candidates
 
 
@@ -47,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "generate-candidates")
 
 
 if __name__ == "__main__":

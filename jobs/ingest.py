@@ -15,9 +15,9 @@ import logging
 import os
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, setup_logging, spark_from
+from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
 from pipelines.ingest.formats import FORMATS, files_in_dataset_folder
-from pipelines.ingest.pipeline import TABULAR_FORMATS, IngestConfig, IngestError, run_ingest
+from pipelines.ingest.pipeline import TABULAR_FORMATS, IngestConfig, run_ingest
 
 log = logging.getLogger("jobs.ingest")
 
@@ -65,11 +65,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     catalog = catalog_from(args)
     spark = spark_from(args, "tigertwin-ingest")
-    try:
-        report = run_ingest(spark, catalog, config)
-    except IngestError as exc:
-        log.error("%s", exc)
-        return 2
+    report = run_ingest(spark, catalog, config)
     for key, value in report.counts.items():
         print(f"{key:>28}: {value:,}")
     for table, version in report.versions.items():
@@ -78,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "ingest")
 
 
 if __name__ == "__main__":

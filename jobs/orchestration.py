@@ -58,8 +58,8 @@ def spark_job(task_id: str, job: str, args: list[str], *, queue: str | None = No
     )
 
 
-def torch_job(task_id: str, job: str, args: list[str], *, queue: str | None = GPU_QUEUE, **kwargs):
-    """`python -m jobs.<job>` (no Spark), by default on the GPU queue and pool."""
+def python_job(task_id: str, job: str, args: list[str], *, queue: str | None = None, **kwargs):
+    """`python -m jobs.<job>` (no Spark) with the run's date, the lakehouse and the artifacts root."""
     import shlex
 
     from airflow.providers.standard.operators.bash import BashOperator
@@ -75,6 +75,11 @@ def torch_job(task_id: str, job: str, args: list[str], *, queue: str | None = GP
         **_routing(queue),
         **kwargs,
     )
+
+
+def torch_job(task_id: str, job: str, args: list[str], *, queue: str | None = GPU_QUEUE, **kwargs):
+    """A torch job: `python_job` on the GPU queue and pool by default."""
+    return python_job(task_id, job, args, queue=queue, **kwargs)
 
 
 def table_asset(table: str):

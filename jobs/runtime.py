@@ -6,6 +6,8 @@ import argparse
 import datetime as dt
 import logging
 import os
+import sys
+from collections.abc import Callable
 
 from pipelines.artifacts import ArtifactStore
 from pipelines.config import (
@@ -15,6 +17,7 @@ from pipelines.config import (
     LakehouseConfig,
     SparkConfig,
 )
+from pipelines.errors import TigertwinError
 from pipelines.tables import Catalog
 
 
@@ -59,3 +62,18 @@ def spark_from(args: argparse.Namespace, app_name: str):
     from pipelines.spark import build_spark_session
 
     return build_spark_session(SparkConfig(app_name=app_name, master=args.master))
+
+
+def run_job(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, command: str) -> int:
+    """Run a job; a project error (or a missing file) becomes one line on stderr and exit 2.
+
+    The traceback is logged only under --log-level DEBUG: a user needs the message, a developer the stack.
+    """
+    try:
+        return run(args)
+    except (TigertwinError, FileNotFoundError) as exc:
+        if getattr(args, "log_level", "INFO") == "DEBUG":
+            logging.getLogger("jobs").exception("%s failed", command)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"tigertwin {command}: {type(exc).__name__}: {message}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)

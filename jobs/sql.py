@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, setup_logging, spark_from
+from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
 from pipelines.sql import register_views
 
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "sql")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from jobs.runtime import run_job
 from pipelines.ingest.synthetic import SynthConfig, write_raw
 
 log = logging.getLogger("jobs.synth")
@@ -26,8 +27,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run(args)
+    return run_job(run, build_parser().parse_args(argv), "synth")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, setup_logging
+from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
 from models.config import RQVAEConfig, RQVAETrainConfig
 from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "train-rqvae")
 
 
 if __name__ == "__main__":

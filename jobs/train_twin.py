@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, setup_logging
+from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
 from models.config import TwinConfig, TwinTrainConfig
 from pipelines.ranker import TrainTwinJobConfig, run_train_twin
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_job(run, build_parser().parse_args(argv), "train-twin")
 
 
 if __name__ == "__main__":

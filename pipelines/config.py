@@ -42,6 +42,10 @@ class LakehouseConfig:
     storage_options: tuple[tuple[str, str], ...] = field(default=())
 
 
+# Unreferenced data files younger than this survive a vacuum (writes in flight, time travel).
+VACUUM_RETENTION_HOURS = 7 * 24
+
+
 def logical_time(run_date: dt.date) -> dt.datetime:
     """A run's logical time: midnight UTC of its date. Jobs stamp rows with it, never with now()."""
     return dt.datetime.combine(run_date, dt.time(), tzinfo=dt.UTC)

@@ -6,11 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 
 from pipelines.delta.commit import open_table
+from pipelines.errors import StaleUpstreamError
 from pipelines.tables import Catalog
-
-
-class StaleUpstreamError(RuntimeError):
-    """An input of the nightly run is missing, empty or older than allowed."""
 
 
 def table_problems(catalog: Catalog, names: Sequence[str], as_of: dt.datetime, max_age: dt.timedelta) -> list[str]:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pipelines.delta import read_table, table_version, write_table
+from pipelines.delta import read_table, retry_on_conflict, table_version, write_table
 from pipelines.tables import OPS_METRICS, OPS_QUARANTINE, Catalog
 
 if TYPE_CHECKING:
@@ -29,26 +29,36 @@ def replace_run_rows(
     run_id: str,
     new_rows: DataFrame,
 ) -> int:
-    """Replace the rows of `run_id` inside one partition of an ops table with `new_rows`."""
+    """Replace the rows of `run_id` inside one partition of an ops table with `new_rows`.
+
+    A read-modify-write of the partition: a concurrent writer of the same partition makes
+    the commit conflict, and it is redone from a fresh read (never over the other's rows).
+    """
     from pyspark.sql import functions as F
 
-    rows = new_rows
-    if table_version(catalog.location(name), catalog.storage_options or None) is not None:
-        kept = read_table(spark, catalog, name)
-        for col, value in partition.items():
-            kept = kept.filter(F.col(col) == value)
-        rows = kept.filter(F.col("run_id") != run_id).unionByName(new_rows)
-    return write_table(spark, catalog, name, rows, mode="overwrite", replace_partitions=[dict(partition)])
+    def attempt() -> int:
+        rows = new_rows
+        version = table_version(catalog.location(name), catalog.storage_options or None)
+        if version is not None:
+            kept = read_table(spark, catalog, name, version=version)
+            for col, value in partition.items():
+                kept = kept.filter(F.col(col) == value)
+            rows = kept.filter(F.col("run_id") != run_id).unionByName(new_rows)
+        return write_table(spark, catalog, name, rows, mode="overwrite", replace_partitions=[dict(partition)],
+                           read_version=version)
+
+    return retry_on_conflict(attempt, what=f"{name} rows of {run_id}", attempts=8)
 
 
 def write_quarantine(
     spark: SparkSession, catalog: Catalog, table: str, run_id: str, bad_rows: DataFrame
 ) -> int:
-    """bad_rows: source, row_number, reason, raw. Tagged with run_id and table here."""
+    """bad_rows: source, row_number, reason, raw (and raw_truncated). Tagged with run_id and table here."""
     from pyspark.sql import functions as F
 
+    truncated = F.col("raw_truncated") if "raw_truncated" in bad_rows.columns else F.lit(False)
     rows = bad_rows.select(
-        "source", "row_number", "reason", "raw",
+        "source", "row_number", "reason", "raw", truncated.cast("boolean").alias("raw_truncated"),
         F.lit(run_id).alias("run_id"), F.lit(table).alias("table"),
     )
     return replace_run_rows(spark, catalog, OPS_QUARANTINE.name, {"table": table}, run_id, rows)

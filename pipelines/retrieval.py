@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from models.config import TigerConfig, TigerTrainConfig
 from pipelines.artifacts import ArtifactStore
 from pipelines.delta import read_table_arrow
+from pipelines.errors import UpstreamTableError
 from pipelines.sequences import ItemIndex, SequenceData, build_sequences
 from pipelines.splits import SplitConfig
 from pipelines.tables import GOLD_ITEM_EMBEDDINGS, GOLD_SEMANTIC_IDS, SILVER_EVENTS, Catalog
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 
 MODEL = "tiger"
 WARM_START_FILE = "warm_start.pt"
-
-
-class UpstreamTableError(RuntimeError):
-    """An input table is missing, empty, or inconsistent with the model: names the table and the fix."""
 
 
 @dataclass(frozen=True)

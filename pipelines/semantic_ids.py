@@ -14,12 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from pipelines.errors import SemanticIdCapacityError
+
 CODE_COLUMNS = ("c0", "c1", "c2")
 TOKEN_COLUMN = "c3"
-
-
-class SemanticIdCapacityError(ValueError):
-    """A 3-code group holds more items than the collision level has tokens."""
 
 
 def semantic_id_string(codes: Sequence[int]) -> str:

@@ -78,7 +78,8 @@ OPS_QUARANTINE = TableSpec(
         pa.field("source", pa.string(), nullable=False),
         pa.field("row_number", pa.int64(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
-        pa.field("raw", pa.string()),
+        pa.field("raw", pa.string()),  # the row as read, cut at 64 KiB
+        pa.field("raw_truncated", pa.bool_()),  # true when raw was cut
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("table", pa.string(), nullable=False),
     ),

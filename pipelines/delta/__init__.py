@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import time
 import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 import pyarrow as pa
 
@@ -25,25 +25,39 @@ from pipelines.delta.commit import (
     SchemaMismatchError,
     WriteMode,
     check_schema,
+    commit_files,
     open_table,
 )
+from pipelines.delta.files import PartitionedFileWriter, delete_files_of_write, filesystem_for
+from pipelines.delta.location import data_file_path, is_uri, normalize_location
+from pipelines.errors import DeltaWriteError, EmptyOverwriteError, MissingTableError
 from pipelines.tables import Catalog, get_spec
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
+    "AT_WRITE_START",
     "ConcurrentWriteError",
     "DeltaWriteError",
+    "EmptyOverwriteError",
     "SchemaMismatchError",
+    "data_files",
     "has_delta_connector",
     "read_delta",
     "read_table",
     "read_table_arrow",
+    "retry_on_conflict",
     "table_version",
     "write_delta",
+    "write_delta_arrow",
     "write_table",
 ]
+
+# read_version default: the data does not depend on the table, so only writes that land while
+# this one runs can conflict with it.
+AT_WRITE_START: Final = "at_write_start"
+ReadVersion = int | None | Literal["at_write_start"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +73,10 @@ def _arrow_schema_of(df: DataFrame) -> pa.Schema:
     return to_arrow_schema(df.schema, timezone="UTC")
 
 
+def _resolve_read_version(uri: str, read_version: ReadVersion, storage_options: dict[str, str] | None) -> int | None:
+    return table_version(uri, storage_options) if read_version == AT_WRITE_START else read_version
+
+
 def write_delta(
     spark: SparkSession,
     df: DataFrame,
@@ -68,6 +86,8 @@ def write_delta(
     schema: pa.Schema | None = None,
     partition_by: Sequence[str] = (),
     replace_partitions: Sequence[dict[str, object]] | None = None,
+    read_version: ReadVersion = AT_WRITE_START,
+    allow_empty: bool = False,
     storage_options: dict[str, str] | None = None,
     custom_metadata: dict[str, str] | None = None,
 ) -> int:
@@ -76,11 +96,17 @@ def write_delta(
     `schema` is the table's Arrow schema (the DataFrame's when None); columns are
     matched by name and a mismatch raises SchemaMismatchError naming the column.
     `replace_partitions` (with mode="overwrite") replaces only those partitions.
+    `read_version` is the table version `df` was derived from (a read-modify-write
+    passes the version it read); an overwrite conflicting with commits made since
+    raises ConcurrentWriteError (see commit.py). An overwrite of a non-empty table
+    with no rows raises EmptyOverwriteError unless `allow_empty`.
     """
     if mode not in ("append", "overwrite"):
         raise ValueError(f"mode must be 'append' or 'overwrite', got {mode!r}")
     if replace_partitions is not None and mode != "overwrite":
         raise ValueError("replace_partitions needs mode='overwrite'")
+    uri = normalize_location(uri)
+    read_version = _resolve_read_version(uri, read_version, storage_options)
     target = schema if schema is not None else _arrow_schema_of(df)
     check_schema(target, _arrow_schema_of(df), f"writing {uri}")
     df = df.select(*target.names)
@@ -101,23 +127,90 @@ def write_delta(
         .option("schema", encode_schema(target))
         .option("write_id", write_id)
         .option("partition_by", ",".join(partition_by))
+        .option("read_version", json.dumps(read_version))
+        .option("allow_empty", str(allow_empty).lower())
         .option("storage_options", json.dumps(storage_options or {}))
         .option("custom_metadata", json.dumps(custom_metadata or {}))
     )
     if replace_partitions is not None:
         writer = writer.option("replace_partitions", json.dumps(list(replace_partitions), default=str))
-    log.info("writing %s (mode=%s, write id %s)", uri, mode, write_id)
+    log.info("writing %s (mode=%s, read at version %s, write id %s)", uri, mode, read_version, write_id)
     try:
         writer.save()
     except Exception as exc:
+        cause = _python_error(exc)
+        if isinstance(cause, ConcurrentWriteError | EmptyOverwriteError | SchemaMismatchError):
+            raise cause from exc
         raise DeltaWriteError(f"writing {uri} failed, table unchanged: {_python_cause(exc)}") from exc
     version = table_version(uri, storage_options)
     assert version is not None, f"commit to {uri} left no table"
     return version
 
 
-class DeltaWriteError(RuntimeError):
-    """A write failed in a task or at commit; its files were removed and the table is as it was."""
+def write_delta_arrow(
+    data: pa.Table,
+    uri: str,
+    *,
+    mode: WriteMode,
+    schema: pa.Schema,
+    partition_by: Sequence[str] = (),
+    replace_partitions: Sequence[dict[str, object]] | None = None,
+    read_version: ReadVersion = AT_WRITE_START,
+    allow_empty: bool = False,
+    storage_options: dict[str, str] | None = None,
+    custom_metadata: dict[str, str] | None = None,
+) -> int:
+    """The same write without Spark (GPU workers, tools): this process writes the files and commits."""
+    uri = normalize_location(uri)
+    read_version = _resolve_read_version(uri, read_version, storage_options)
+    fs, root = filesystem_for(uri, storage_options)
+    write_id = uuid.uuid4().hex[:16]
+    writer = PartitionedFileWriter(schema, tuple(partition_by), write_id, fs, root)
+    try:
+        for batch in data.to_batches():
+            writer.write(batch)
+        files = writer.close()
+        return commit_files(
+            uri, schema, files, mode=mode, read_version=read_version, partition_by=partition_by,
+            replace_partitions=replace_partitions, storage_options=storage_options,
+            custom_metadata=custom_metadata, allow_empty=allow_empty,
+        )
+    except BaseException:
+        delete_files_of_write(fs, root, write_id)
+        raise
+
+
+T = TypeVar("T")
+
+
+def retry_on_conflict(attempt: Callable[[], T], *, what: str, attempts: int = 5) -> T:
+    """Run a read-modify-write, re-reading after a ConcurrentWriteError; bounded, each retry logged."""
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except ConcurrentWriteError as exc:
+            if number == attempts:
+                raise
+            log.warning("%s: %s; retrying from a fresh read (%d/%d)", what, exc, number, attempts - 1)
+            time.sleep(0.2 * number)
+    raise AssertionError("unreachable")
+
+
+def _python_error(exc: BaseException) -> Exception | None:
+    """The project error raised on the driver inside Spark's commit (Spark wraps it), if any."""
+    from pipelines import errors
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, errors.TigertwinError):
+            return seen
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    name_and_message = _python_cause(exc)
+    name, _, message = name_and_message.partition(": ")
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.TigertwinError) and message:
+        return cls(message)
+    return None
 
 
 def _python_cause(exc: Exception) -> str:
@@ -133,6 +226,13 @@ def _python_cause(exc: Exception) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
+def data_files(table, uri: str) -> list[str]:
+    """The snapshot's data files as paths Spark and pyarrow read as they are (not percent-encoded)."""
+    root = normalize_location(uri)
+    paths = pa.table(table.get_add_actions(flatten=False)).column("path").to_pylist()
+    return [data_file_path(root, p) for p in paths]
+
+
 def read_delta(
     spark: SparkSession,
     uri: str,
@@ -141,6 +241,7 @@ def read_delta(
     storage_options: dict[str, str] | None = None,
 ) -> DataFrame:
     """The table's current snapshot, or `version` (time travel), as a Spark DataFrame."""
+    uri = normalize_location(uri)
     if has_delta_connector(spark):
         reader = spark.read.format("delta")
         if version is not None:
@@ -151,16 +252,16 @@ def read_delta(
 
     table = open_table(uri, storage_options, version)
     if table is None:
-        raise FileNotFoundError(f"no Delta table at {uri}; run the job that writes it first")
+        raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
     arrow_schema = pa.schema(table.schema().to_arrow())
     spark_schema = from_arrow_schema(arrow_schema)
-    files = table.file_uris()
+    files = data_files(table, uri)
     if not files:
         return spark.createDataFrame([], spark_schema)
-    base = uri if "://" in uri else os.path.abspath(uri)
     return (
         spark.read.schema(spark_schema)
-        .option("basePath", base)
+        .option("basePath", uri)
+        .option("__globPaths__", "false")  # a path with [ ] { } * ? is a name, not a pattern
         .parquet(*files)
         .select(*arrow_schema.names)
     )
@@ -179,6 +280,8 @@ def write_table(
     *,
     mode: WriteMode,
     replace_partitions: Sequence[dict[str, object]] | None = None,
+    read_version: ReadVersion = AT_WRITE_START,
+    allow_empty: bool = False,
     custom_metadata: dict[str, str] | None = None,
 ) -> int:
     """Write a catalog table with its schema and partitioning enforced."""
@@ -191,6 +294,8 @@ def write_table(
         schema=spec.schema,
         partition_by=spec.partition_by,
         replace_partitions=replace_partitions,
+        read_version=read_version,
+        allow_empty=allow_empty,
         storage_options=catalog.storage_options or None,
         custom_metadata=custom_metadata,
     )
@@ -212,20 +317,18 @@ def read_table_arrow(
     workers without a JVM. Partition columns come back from the hive-style paths."""
     import pyarrow.dataset as ds
 
-    from pipelines.delta.files import filesystem_for
-
     spec = get_spec(name)
-    uri = catalog.location(name)
+    uri = normalize_location(catalog.location(name))
     table = open_table(uri, catalog.storage_options or None, version)
     if table is None:
-        raise FileNotFoundError(f"no Delta table {name} at {uri}; run the job that writes it first")
+        raise MissingTableError(f"no Delta table {name} at {uri}; run the job that writes it first")
     schema = spec.schema
-    files = table.file_uris()
+    files = data_files(table, uri)
     if not files:
         empty = schema.empty_table()
         return (empty.select(list(columns)) if columns else empty), table.version()
     fs, base = filesystem_for(uri, catalog.storage_options or None)
-    paths = [filesystem_for(f, catalog.storage_options or None)[1] for f in files]
+    paths = files if not is_uri(uri) else [filesystem_for(f, catalog.storage_options or None)[1] for f in files]
     partitioning = ds.partitioning(pa.schema([schema.field(c) for c in spec.partition_by]), flavor="hive")
     dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
                          partitioning=partitioning, partition_base_dir=base)

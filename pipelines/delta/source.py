@@ -56,10 +56,12 @@ class WriteOptions:
     storage_options: dict[str, str]
     max_rows_per_file: int
     custom_metadata: dict[str, str]
+    read_version: int | None  # the version the data was read at; None: the table did not exist
+    allow_empty: bool
 
     @classmethod
     def parse(cls, options) -> WriteOptions:
-        required = ("path", "schema", "write_id")
+        required = ("path", "schema", "write_id", "read_version")
         missing = [k for k in required if not options.get(k)]
         if missing:
             raise ValueError(f"{FORMAT_NAME} writer needs option(s) {missing}; use pipelines.delta.write_delta")
@@ -73,6 +75,8 @@ class WriteOptions:
             storage_options=json.loads(options.get("storage_options") or "{}"),
             max_rows_per_file=int(options.get("max_rows_per_file") or 5_000_000),
             custom_metadata=json.loads(options.get("custom_metadata") or "{}"),
+            read_version=json.loads(options["read_version"]),
+            allow_empty=options.get("allow_empty", "false") == "true",
         )
 
 
@@ -124,6 +128,8 @@ class DeltaArrowWriter(DataSourceArrowWriter):
                 self.opts.schema,
                 files,
                 mode="overwrite" if self.overwrite else "append",
+                read_version=self.opts.read_version,
+                allow_empty=self.opts.allow_empty,
                 partition_by=self.opts.partition_by,
                 replace_partitions=self.opts.replace_partitions,
                 storage_options=self.opts.storage_options or None,

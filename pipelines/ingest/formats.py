@@ -15,7 +15,15 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from pipelines.ingest.records import EVENT_COLUMNS, ITEM_COLUMNS, BadRow, coerce_event, coerce_item
+from pipelines.ingest.records import (
+    ANY_TIME,
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    BadRow,
+    TimeRange,
+    coerce_event,
+    coerce_item,
+)
 
 Kind = Literal["events", "items"]
 RawRecords = list[dict[str, Any]]
@@ -173,26 +181,40 @@ def tabular_format(kind: Kind, mapping: Mapping[str, str], event_type: str = "in
     return LineFormat("tabular", kind, tabular_parser(mapping), event_type=event_type, mapping=mapping)
 
 
-def parse_lines(lines: pd.DataFrame, fmt: LineFormat) -> pd.DataFrame:
-    """(source, row_number, line) -> staged rows: the silver columns, or `error` set and `raw` kept."""
+# Quarantined raw text is cut here (the reason and the row number already say what is wrong).
+MAX_RAW_CHARS = 64 * 1024
+
+
+def parse_lines(lines: pd.DataFrame, fmt: LineFormat, times: TimeRange = ANY_TIME) -> pd.DataFrame:
+    """(source, row_number, line, raw, error) -> staged rows: the silver columns, `error` set on bad rows.
+
+    Every row keeps its raw text (capped at MAX_RAW_CHARS, `raw_truncated` says so): bad rows for
+    the quarantine, good ones for events that a later step refuses (an unknown item).
+    """
     coerce = (
-        (lambda raw: coerce_event(raw, fmt.event_type)) if fmt.kind == "events" else coerce_item
+        (lambda record: coerce_event(record, fmt.event_type, times)) if fmt.kind == "events" else coerce_item
     )
-    columns = [*(EVENT_COLUMNS if fmt.kind == "events" else ITEM_COLUMNS), "source", "row_number", "error", "raw"]
+    columns = [*(EVENT_COLUMNS if fmt.kind == "events" else ITEM_COLUMNS),
+               "source", "row_number", "error", "raw", "raw_truncated"]
     empty = dict.fromkeys(columns)  # bad rows: every silver column null (not NaN: lists must stay None)
     out: list[dict[str, Any]] = []
-    for source, row_number, line in zip(
-        lines["source"], lines["row_number"], lines["line"], strict=True
+    for source, row_number, line, raw, error in zip(
+        lines["source"], lines["row_number"], lines["line"], lines["raw"], lines["error"], strict=True
     ):
+        text = raw if raw is not None else line
+        kept = {"raw": None if text is None else text[:MAX_RAW_CHARS],
+                "raw_truncated": text is not None and len(text) > MAX_RAW_CHARS}
         try:
+            if error is not None:
+                raise BadRow(error)
             if line is None:
                 raise BadRow(f"unparseable: not valid {fmt.encoding} text")
-            records = [coerce(raw) for raw in fmt.parse(line)]  # all or nothing per line
+            records = [coerce(record) for record in fmt.parse(line)]  # all or nothing per line
         except BadRow as exc:
-            out.append({**empty, "source": source, "row_number": row_number, "error": str(exc), "raw": line})
+            out.append({**empty, "source": source, "row_number": row_number, "error": str(exc), **kept})
             continue
         for record in records:
-            record.update(source=source, row_number=row_number, error=None, raw=None)
+            record.update(source=source, row_number=row_number, error=None, **kept)
             out.append(record)
     return pd.DataFrame(out, columns=columns)
 

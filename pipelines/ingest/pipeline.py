@@ -14,10 +14,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from pipelines.config import logical_time
-from pipelines.delta import read_table, table_version, write_table
+from pipelines.delta import read_table, retry_on_conflict, table_version, write_table
+from pipelines.errors import IngestError
 from pipelines.ingest.formats import FORMATS, Kind, LineFormat, parse_lines, tabular_format
 from pipelines.ingest.reader import FORMAT_NAME as LINES_FORMAT
-from pipelines.ingest.reader import LinesDataSource
+from pipelines.ingest.reader import (
+    UNREADABLE,
+    LinesDataSource,
+    csv_header,
+    is_parquet,
+    parquet_columns,
+)
+from pipelines.ingest.records import TimeRange
 from pipelines.ops import write_metrics, write_quarantine
 from pipelines.tables import SILVER_EVENTS, SILVER_ITEMS, Catalog
 
@@ -28,18 +36,15 @@ log = logging.getLogger(__name__)
 
 STAGED_EVENTS = (
     "user_id string, item_id string, ts timestamp, event_type string, rating double, "
-    "completion double, source string, row_number long, error string, raw string"
+    "completion double, source string, row_number long, error string, raw string, raw_truncated boolean"
 )
 STAGED_ITEMS = (
     "item_id string, title string, brand string, categories array<string>, description string, "
-    "price double, source string, row_number long, error string, raw string"
+    "price double, source string, row_number long, error string, raw string, raw_truncated boolean"
 )
 CONTENT_COLUMNS = ("title", "brand", "categories", "description", "price")
 TABULAR_FORMATS = ("tabular", "synthetic")
-
-
-class IngestError(RuntimeError):
-    """The input has more bad rows than the configured tolerance; silver tables were not touched."""
+REQUIRED_COLUMNS: dict[Kind, tuple[str, ...]] = {"events": ("user_id", "item_id", "ts"), "items": ("item_id",)}
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,17 @@ class IngestConfig:
     # merge: upsert items by id, replace only the event dates present; replace: both tables anew.
     mode: Literal["merge", "replace"] = "merge"
     k_core: int = 0  # 0 = off; else keep users and items with >= k events (iteratively)
+    # Per input table (events, items): fail when more than this share of its rows is quarantined.
     max_bad_fraction: float = 0.01
+    # Plausible event times: from here to the end of the day after the run date (clock skew, late
+    # runs); outside is a unit or typing error (epoch 0, milliseconds read as seconds, year 3000).
+    earliest_event_time: dt.datetime = dt.datetime(1995, 1, 1, tzinfo=dt.UTC)
+    latest_event_days_ahead: int = 1
+
+    @property
+    def event_times(self) -> TimeRange:
+        latest = logical_time(self.run_date + dt.timedelta(days=self.latest_event_days_ahead + 1))
+        return TimeRange(self.earliest_event_time, latest - dt.timedelta(microseconds=1))
 
     @property
     def run_id(self) -> str:
@@ -83,13 +98,29 @@ def line_format(config: IngestConfig, kind: Kind) -> LineFormat:
         raise ValueError(f"format {config.format!r} has no {kind} files; formats: {known}") from None
 
 
-def stage(spark: SparkSession, paths: tuple[str, ...], fmt: LineFormat, tabular: bool) -> DataFrame:
-    """Raw files -> staged rows (silver columns + source, row_number, error, raw)."""
+def check_input_files(config: IngestConfig, kind: Kind, paths: tuple[str, ...], fmt: LineFormat) -> None:
+    """On the driver, before any Spark task: every file exists, and a tabular file has the columns
+    its mapping reads. Each problem is one IngestError naming the file."""
     import os
 
-    for path in paths:  # fail on the driver, naming the file, not deep inside a Spark task
+    for path in paths:
         if "://" not in path and not os.path.isfile(path):
-            raise FileNotFoundError(f"{fmt.kind} file {path!r} does not exist")
+            raise FileNotFoundError(f"{kind} file {path!r} does not exist")
+        if config.format not in TABULAR_FORMATS or "://" in path:
+            continue
+        columns = parquet_columns(path) if is_parquet(path) else csv_header(path, fmt.encoding)
+        user_mapping = config.events_mapping if kind == "events" else config.items_mapping
+        needed = [src for _, src in user_mapping] or [c for c in REQUIRED_COLUMNS[kind] if c in fmt.mapping]
+        missing = [c for c in needed if c not in columns]
+        if missing:
+            raise IngestError(f"{kind} file {path} has no column(s) {missing}; its columns are {columns}"
+                              + ("" if user_mapping else f"; map yours with --{kind}-mapping"))
+
+
+def stage(
+    spark: SparkSession, paths: tuple[str, ...], fmt: LineFormat, tabular: bool, times: TimeRange
+) -> DataFrame:
+    """Raw files -> staged rows (silver columns + source, row_number, error, raw, raw_truncated)."""
     spark.dataSource.register(LinesDataSource)
     lines = (
         spark.read.format(LINES_FORMAT)
@@ -103,7 +134,7 @@ def stage(spark: SparkSession, paths: tuple[str, ...], fmt: LineFormat, tabular:
 
     def parse(batches):
         for batch in batches:
-            yield parse_lines(batch, fmt).reindex(columns=columns)
+            yield parse_lines(batch, fmt, times).reindex(columns=columns)
 
     return lines.mapInPandas(parse, schema)
 
@@ -112,14 +143,14 @@ def bad_rows(staged: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     return staged.filter(F.col("error").isNotNull()).select(
-        "source", "row_number", F.col("error").alias("reason"), "raw"
+        "source", "row_number", F.col("error").alias("reason"), "raw", "raw_truncated"
     )
 
 
 def good_rows(staged: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
-    return staged.filter(F.col("error").isNull()).drop("error", "raw")
+    return staged.filter(F.col("error").isNull()).drop("error")
 
 
 def latest_per_key(df: DataFrame, key: list[str], order: str = "row_number") -> DataFrame:
@@ -187,51 +218,92 @@ def k_core(events: DataFrame, k: int, max_rounds: int = 20) -> DataFrame:
     return current
 
 
-def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> IngestReport:
-    from pyspark.sql import functions as F
+@dataclass(frozen=True)
+class InputCheck:
+    """One input table's rows after parsing: what the per-table gate looks at."""
 
-    run_ts = logical_time(config.run_date)
-    tabular = config.format in TABULAR_FORMATS
+    table: str
+    valid: int
+    bad: int
+    unreadable: tuple[str, ...] = ()  # "file: reason" for files that broke off
+
+
+def check_gates(checks: list[InputCheck], max_bad_fraction: float, run_id: str) -> None:
+    """Fail (IngestError) on an unreadable file, an input with no valid row, or too many bad rows."""
+    see = f"see ops.quarantine where run_id = '{run_id}'; silver tables were not changed"
+    for check in checks:
+        total = check.valid + check.bad
+        if check.unreadable:
+            raise IngestError(f"{check.table} input: {check.unreadable[0]} ({see})")
+        if total == 0:
+            raise IngestError(f"{check.table} input has no rows: the files are empty")
+        if check.valid == 0:
+            raise IngestError(f"{check.table} input: none of its {total:,} rows is valid ({see})")
+        if check.bad / total > max_bad_fraction:
+            raise IngestError(
+                f"{check.table} input: {check.bad:,} of {total:,} rows ({check.bad / total:.2%}) are bad, above "
+                f"the allowed {max_bad_fraction:.2%} ({see})"
+            )
+
+
+@dataclass(frozen=True)
+class Staged:
+    """The parsed input, cached once: every later step (and a retry after a conflict) reads it."""
+
+    events: DataFrame
+    items: DataFrame | None
+
+
+def stage_inputs(spark: SparkSession, config: IngestConfig) -> Staged:
     if not config.events_paths:
         raise ValueError("ingest needs at least one events file")
-    counts: dict[str, int] = {}
+    tabular = config.format in TABULAR_FORMATS
+    events_fmt = line_format(config, "events")
+    check_input_files(config, "events", config.events_paths, events_fmt)
+    events = stage(spark, config.events_paths, events_fmt, tabular, config.event_times).localCheckpoint()
+    items = None
+    if config.items_paths:
+        items_fmt = line_format(config, "items")
+        check_input_files(config, "items", config.items_paths, items_fmt)
+        items = stage(spark, config.items_paths, items_fmt, tabular, config.event_times).localCheckpoint()
+    return Staged(events, items)
 
-    # 1. Stage and split. Cached: each staged row is parsed once.
-    staged_events = stage(spark, config.events_paths, line_format(config, "events"), tabular).localCheckpoint()
-    staged_items = (
-        stage(spark, config.items_paths, line_format(config, "items"), tabular).localCheckpoint()
-        if config.items_paths else None
-    )
-    events = good_rows(staged_events)
-    bad_events = bad_rows(staged_events)
-    bad_items = bad_rows(staged_items) if staged_items is not None else None
 
-    # 2. Items: dedupe, hash, merge with the existing catalog.
-    existing_items = None
+def merged_items(
+    spark: SparkSession, catalog: Catalog, config: IngestConfig, staged: Staged, counts: dict[str, int]
+) -> tuple[DataFrame, int | None]:
+    """(silver.items after this run, the version of silver.items it was merged with)."""
     items_uri = catalog.location(SILVER_ITEMS.name)
-    if config.mode == "merge" and table_version(items_uri, catalog.storage_options or None) is not None:
-        existing_items = read_table(spark, catalog, SILVER_ITEMS.name).localCheckpoint()
-    if staged_items is not None:
-        new_items = good_rows(staged_items)
+    read_version = table_version(items_uri, catalog.storage_options or None)
+    existing = None
+    if config.mode == "merge" and read_version is not None:
+        existing = read_table(spark, catalog, SILVER_ITEMS.name, version=read_version).localCheckpoint()
+    if staged.items is not None:
+        new_items = good_rows(staged.items)
         counts["items_read"] = new_items.count()
         new_items = latest_per_key(new_items, ["item_id"])
         counts["items_duplicates_removed"] = counts["items_read"] - new_items.count()
     else:
-        new_items = items_from_event_ids(events)
-        if existing_items is not None:  # id-only rows must not blank out known content
-            new_items = new_items.join(existing_items.select("item_id"), "item_id", "left_anti")
-    items = merge_items(with_content_hash(new_items.drop("source", "row_number")), existing_items, run_ts)
-    items = items.localCheckpoint()
+        new_items = items_from_event_ids(good_rows(staged.events))
+        if existing is not None:  # id-only rows must not blank out known content
+            new_items = new_items.join(existing.select("item_id"), "item_id", "left_anti")
+    new_items = with_content_hash(new_items.drop("source", "row_number", "raw", "raw_truncated"))
+    run_ts = logical_time(config.run_date)
+    return merge_items(new_items, existing, run_ts).localCheckpoint(), read_version
 
-    # 3. Events: unknown items to quarantine, dedupe, optional k-core.
-    unknown = events.join(items.select("item_id"), "item_id", "left_anti")
-    unknown_bad = unknown.select(
+
+def split_events(
+    events: DataFrame, items: DataFrame, config: IngestConfig, counts: dict[str, int]
+) -> tuple[DataFrame, DataFrame]:
+    """(silver rows of the run: known items, one row per key, optional k-core; unknown-item rows to quarantine)."""
+    from pyspark.sql import functions as F
+
+    unknown = events.join(items.select("item_id"), "item_id", "left_anti").select(
         "source", "row_number", F.concat(F.lit("unknown item: "), F.col("item_id")).alias("reason"),
-        F.lit(None).cast("string").alias("raw"),
-    )
+        "raw", "raw_truncated",
+    ).localCheckpoint()
     events = events.join(items.select("item_id"), "item_id", "left_semi").localCheckpoint()
-    n_unknown = unknown.count()
-    n_known = events.count()
+    n_unknown, n_known = unknown.count(), events.count()
     counts["events_read"] = n_known + n_unknown
     events = latest_per_key(events, list(SILVER_EVENTS.key)).localCheckpoint()
     counts["events_duplicates_removed"] = n_known - events.count()
@@ -240,45 +312,88 @@ def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> I
         events = k_core(events, config.k_core)
         counts["events_removed_by_k_core"] = before - events.count()
     events = (
-        events.drop("row_number")
+        events.drop("row_number", "raw", "raw_truncated")
         .withColumn("source", F.lit(config.dataset))
         .withColumn("event_date", F.to_date("ts"))
     )
+    return events, unknown
 
-    # 4. Quarantine, then the tolerance check (bad rows stay inspectable even when we stop).
-    quarantine_events = bad_events.unionByName(unknown_bad).localCheckpoint()
+
+def quarantine_and_gate(
+    spark: SparkSession, catalog: Catalog, config: IngestConfig, staged: Staged, unknown: DataFrame,
+    counts: dict[str, int],
+) -> dict[str, int]:
+    """Write this run's bad rows to ops.quarantine (inspectable even when the gates stop the run), then gate."""
+    from pyspark.sql import functions as F
+
     by_reason: dict[str, int] = {}
-    for table, bad in ((SILVER_EVENTS.name, quarantine_events), (SILVER_ITEMS.name, bad_items)):
-        if bad is None:
-            continue
+    checks = []
+    inputs: list[tuple[str, DataFrame, DataFrame | None, int]] = [
+        (SILVER_EVENTS.name, staged.events, unknown, counts["events_read"] - unknown.count())
+    ]
+    if staged.items is not None:
+        inputs.append((SILVER_ITEMS.name, staged.items, None, counts["items_read"]))
+    for table, rows, extra_bad, valid in inputs:
+        bad = bad_rows(rows)
+        if extra_bad is not None:
+            bad = bad.unionByName(extra_bad)
+        bad = bad.localCheckpoint()
         write_quarantine(spark, catalog, table, config.run_id, bad)
+        n_bad = 0
         for row in bad.groupBy(F.substring_index("reason", ":", 1).alias("r")).count().collect():
             by_reason[f"{table}: {row['r']}"] = row["count"]
+            n_bad += row["count"]
+        unreadable = tuple(
+            f"{row['source']} is unreadable after row {row['row_number'] - 1}: {row['reason']}"
+            for row in bad.filter(F.col("reason").startswith(UNREADABLE)).limit(1).collect()
+        )
+        checks.append(InputCheck(table, valid, n_bad, unreadable))
     counts["quarantined"] = sum(by_reason.values())
-    # unknown-item events are both read and quarantined: count them once
-    total = counts["events_read"] + counts.get("items_read", 0) + counts["quarantined"] - n_unknown
     for reason, n in sorted(by_reason.items()):
         log.warning("quarantined %d row(s): %s", n, reason)
-    bad_fraction = counts["quarantined"] / max(total, 1)
-    if bad_fraction > config.max_bad_fraction:
-        raise IngestError(
-            f"{counts['quarantined']} of {total} rows ({bad_fraction:.2%}) are bad, above the allowed "
-            f"{config.max_bad_fraction:.2%}: {by_reason}. silver tables were not changed; see "
-            f"ops.quarantine where run_id = '{config.run_id}'"
-        )
+    check_gates(checks, config.max_bad_fraction, config.run_id)
+    return by_reason
 
-    # 5. Silver tables, one atomic commit each.
-    versions: dict[str, int | None] = {}
+
+def write_silver(
+    spark: SparkSession, catalog: Catalog, config: IngestConfig, items: DataFrame, items_read_version: int | None,
+    events: DataFrame, events_read_version: int | None,
+) -> dict[str, int | None]:
+    """Items first, then events, one atomic commit each. A kill between the two leaves the new items
+    beside the old events; rerunning the same date repairs the pair (the upsert is a no-op the second time)."""
     meta = {"run_id": config.run_id}
-    versions[SILVER_ITEMS.name] = write_table(spark, catalog, SILVER_ITEMS.name, items, mode="overwrite", custom_metadata=meta)
+    versions: dict[str, int | None] = {}
+    versions[SILVER_ITEMS.name] = write_table(
+        spark, catalog, SILVER_ITEMS.name, items, mode="overwrite", read_version=items_read_version,
+        custom_metadata=meta,
+    )
+    replace: list[dict[str, object]] | None = None
     if config.mode == "merge":
-        dates = [{"event_date": r["event_date"]} for r in events.select("event_date").distinct().collect()]
-        versions[SILVER_EVENTS.name] = write_table(
-            spark, catalog, SILVER_EVENTS.name, events, mode="overwrite", replace_partitions=dates, custom_metadata=meta
-        )
-    else:
-        versions[SILVER_EVENTS.name] = write_table(spark, catalog, SILVER_EVENTS.name, events, mode="overwrite", custom_metadata=meta)
-    counts["items_written"] = items.count()
-    counts["events_written"] = events.count()
-    write_metrics(spark, catalog, "ingest", config.run_id, {**counts, **{f"quarantined[{k}]": v for k, v in by_reason.items()}}, run_ts)
-    return IngestReport(config.run_id, counts, by_reason, versions)
+        replace = [{"event_date": r["event_date"]} for r in events.select("event_date").distinct().collect()]
+    versions[SILVER_EVENTS.name] = write_table(
+        spark, catalog, SILVER_EVENTS.name, events, mode="overwrite", replace_partitions=replace,
+        read_version=events_read_version, custom_metadata=meta,
+    )
+    return versions
+
+
+def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> IngestReport:
+    """Stage, merge, quarantine and gate, write silver; a concurrent writer's commit sends the
+    merge back to a fresh read of silver (bounded), never over the other writer's rows."""
+    staged = stage_inputs(spark, config)
+
+    def attempt() -> IngestReport:
+        counts: dict[str, int] = {}
+        events_read_version = table_version(catalog.location(SILVER_EVENTS.name), catalog.storage_options or None)
+        items, items_read_version = merged_items(spark, catalog, config, staged, counts)
+        events, unknown = split_events(good_rows(staged.events), items, config, counts)
+        events = events.localCheckpoint()
+        by_reason = quarantine_and_gate(spark, catalog, config, staged, unknown, counts)
+        versions = write_silver(spark, catalog, config, items, items_read_version, events, events_read_version)
+        counts["items_written"] = items.count()
+        counts["events_written"] = events.count()
+        metrics = {**counts, **{f"quarantined[{k}]": v for k, v in by_reason.items()}}
+        write_metrics(spark, catalog, "ingest", config.run_id, metrics, logical_time(config.run_date))
+        return IngestReport(config.run_id, counts, by_reason, versions)
+
+    return retry_on_conflict(attempt, what=f"ingest {config.run_id}")

@@ -11,6 +11,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 EVENT_COLUMNS = ("user_id", "item_id", "ts", "event_type", "rating", "completion")
@@ -20,6 +21,23 @@ _PRICE = re.compile(r"^\s*\$?\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*$")
 
 class BadRow(ValueError):
     """A raw row that cannot become a silver row; `str(exc)` is the quarantine reason."""
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Event times outside [earliest, latest] are implausible (a 1969 epoch-0, a year-3000 typo)."""
+
+    earliest: dt.datetime
+    latest: dt.datetime
+
+    def check(self, ts: dt.datetime, key: str = "ts") -> dt.datetime:
+        if not self.earliest <= ts <= self.latest:
+            raise BadRow(f"implausible value: column {key}: {ts.isoformat()} is outside "
+                         f"[{self.earliest:%Y-%m-%d}, {self.latest:%Y-%m-%d %H:%M}]")
+        return ts
+
+
+ANY_TIME = TimeRange(dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.max.replace(tzinfo=dt.UTC))
 
 
 def _id(raw: Mapping[str, Any], key: str) -> str:
@@ -42,7 +60,7 @@ def _number(raw: Mapping[str, Any], key: str) -> float | None:
     except (TypeError, ValueError):
         raise BadRow(f"bad type: column {key}: {value!r} is not a number") from None
     if math.isnan(number) or math.isinf(number):
-        return None
+        raise BadRow(f"bad value: column {key}: {value!r} is not a finite number")
     return number
 
 
@@ -120,7 +138,7 @@ def _price(raw: Mapping[str, Any], key: str = "price") -> float | None:
     return _number(raw, key)
 
 
-def coerce_event(raw: Mapping[str, Any], default_event_type: str) -> dict[str, Any]:
+def coerce_event(raw: Mapping[str, Any], default_event_type: str, times: TimeRange = ANY_TIME) -> dict[str, Any]:
     completion = _number(raw, "completion")
     if completion is not None and not 0.0 <= completion <= 1.0:
         raise BadRow(f"bad value: column completion: {completion} is outside [0, 1]")
@@ -128,7 +146,7 @@ def coerce_event(raw: Mapping[str, Any], default_event_type: str) -> dict[str, A
     return {
         "user_id": _id(raw, "user_id"),
         "item_id": _id(raw, "item_id"),
-        "ts": _timestamp(raw, "ts"),
+        "ts": times.check(_timestamp(raw, "ts")),
         "event_type": str(event_type),
         "rating": _number(raw, "rating"),
         "completion": completion,

@@ -63,7 +63,7 @@ class SynthConfig:
     history_sigma: float = 1.0  # log-normal spread of history lengths
     explore_rate: float = 0.1  # share of events outside the user's interests
     unknown_completion_rate: float = 0.05
-    start: dt.date = dt.date(2026, 1, 1)
+    start: dt.date = dt.date(2025, 1, 1)  # 300 days end before the demo's run date (2026-01-01)
     days: int = 300
     seed: int = 0
 

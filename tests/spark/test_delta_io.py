@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from pipelines.delta import (
     DeltaWriteError,
+    EmptyOverwriteError,
     SchemaMismatchError,
     read_delta,
     table_version,
@@ -161,9 +162,12 @@ def test_partition_overwrite_touches_only_its_partition_and_time_travel(spark, t
     assert table_version(uri) == 1
 
 
-def test_full_overwrite_and_empty_table_reads(spark, tmp_path):
+def test_empty_overwrite_is_refused_unless_allowed_and_empty_table_reads(spark, tmp_path):
     uri = str(tmp_path / "t")
     _write(spark, _frame(spark, range(5)), uri, mode="append")
-    _write(spark, _frame(spark, range(3)).limit(0), uri, mode="overwrite")
+    with pytest.raises(EmptyOverwriteError, match="refusing to replace .* with an empty table"):
+        _write(spark, _frame(spark, range(3)).limit(0), uri, mode="overwrite")
+    assert table_version(uri) == 0 and read_delta(spark, uri).count() == 5
+    _write(spark, _frame(spark, range(3)).limit(0), uri, mode="overwrite", allow_empty=True)
     assert read_delta(spark, uri).count() == 0
     assert DeltaTable(uri).version() == 1

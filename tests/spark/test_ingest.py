@@ -72,7 +72,7 @@ def test_amazon_2014_reviews_and_python_literal_meta(spark, catalog, tmp_path):
         json.dumps({"reviewerID": "A1", "asin": "B02", "overall": 4.0, "unixReviewTime": 1390000100}),
         '{"reviewerID": "A2", "asin": "B01", "overall": 3.0, "unixRevi',          # row 3: bad JSON
         json.dumps({"asin": "B01", "overall": 3.0, "unixReviewTime": 1390000200}),  # row 4: missing id
-        json.dumps({"reviewerID": "A3", "asin": "B01", "overall": "3 stars", "unixReviewTime": 1}),  # row 5
+        json.dumps({"reviewerID": "A3", "asin": "B01", "overall": "3 stars", "unixReviewTime": 1390000250}),  # row 5
         json.dumps({"reviewerID": "A3", "asin": "B09", "overall": 1.0, "unixReviewTime": 1390000300}),  # row 6
     ], gz=True)
     meta = _write_lines(tmp_path / "meta_Beauty.json.gz", [
@@ -117,7 +117,7 @@ def test_tabular_csv_with_column_mapping(spark, catalog, tmp_path):
     mapping = (("user_id", "uid"), ("item_id", "sku"), ("ts", "when"), ("rating", "stars"))
     run_ingest(spark, catalog, _config("tabular", [csv], events_mapping=mapping, max_bad_fraction=1.0))
     assert [r.user_id for r in read_table(spark, catalog, "silver.events").collect()] == ["u1"]
-    assert _quarantine(spark, catalog) == {("silver.events", 2, "bad type")}
+    assert _quarantine(spark, catalog) == {("silver.events", 3, "bad type")}  # line 3 of the file (header = 1)
 
 
 def test_too_many_bad_rows_fails_without_touching_silver(spark, catalog, tmp_path):

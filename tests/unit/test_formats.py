@@ -108,16 +108,20 @@ def test_parse_lines_splits_good_and_bad_rows_and_keeps_raw():
         "source": ["u.data"] * 3,
         "row_number": [1, 2, 3],
         "line": ["1\t2\t3\t881250949", "1\t2\tx\t881250949", None],
+        "raw": [None, None, "caf\ufffd"],
+        "error": [None, None, "unparseable: not valid latin-1 text (byte 3)"],
     })
     out = parse_lines(lines, fmt)
     assert out["error"].isna().tolist() == [True, False, False]
     assert out.loc[1, "raw"] == "1\t2\tx\t881250949"
     assert "bad type: column rating" in out.loc[1, "error"]
-    assert "not valid latin-1" in out.loc[2, "error"]
+    assert "not valid latin-1" in out.loc[2, "error"] and out.loc[2, "raw"] == "caf\ufffd"
+    assert out.loc[0, "raw"] == "1\t2\t3\t881250949"  # good rows keep theirs too (an unknown item needs it)
 
 
 def test_multi_event_line_is_all_or_nothing():
     fmt = tabular_format("events", {"user_id": "u", "item_id": "i", "ts": "t"})
-    lines = pd.DataFrame({"source": ["f"], "row_number": [7], "line": ['{"u": "a", "i": null, "t": 5}']})
+    lines = pd.DataFrame({"source": ["f"], "row_number": [7], "line": ['{"u": "a", "i": null, "t": 5}'],
+                          "raw": [None], "error": [None]})
     out = parse_lines(lines, fmt)
     assert len(out) == 1 and out.loc[0, "error"] == "missing key: item_id"

@@ -1,0 +1,68 @@
+"""Table upkeep without Spark: remove data files that no version references any more.
+
+A Delta table accumulates files that no snapshot needs: ones an overwrite
+replaced, and ones a killed or failed write left before it could commit or
+clean up. `vacuum_table` deletes those older than the retention window
+(delta-rs's full vacuum), plus this bridge's abort markers. Files younger
+than the window stay, so a write in flight and time travel within the window
+are never broken.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+
+from pipelines.config import VACUUM_RETENTION_HOURS
+from pipelines.delta.commit import open_table
+from pipelines.delta.files import ABORT_MARKERS, filesystem_for
+from pipelines.delta.location import normalize_location
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETENTION_HOURS = VACUUM_RETENTION_HOURS
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    uri: str
+    files: tuple[str, ...]  # relative to the table root: removed, or what would be removed on a dry run
+    dry_run: bool
+
+
+def vacuum_table(
+    uri: str,
+    *,
+    retention_hours: float = DEFAULT_RETENTION_HOURS,
+    dry_run: bool = False,
+    storage_options: dict[str, str] | None = None,
+) -> VacuumResult | None:
+    """Remove (or, on a dry run, list) files no version needs, older than the window; None: no table."""
+    uri = normalize_location(uri)
+    table = open_table(uri, storage_options)
+    if table is None:
+        return None
+    files = table.vacuum(
+        retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False, full=True,
+    )
+    markers = _old_abort_markers(uri, storage_options, retention_hours)
+    if not dry_run:
+        fs, _ = filesystem_for(uri, storage_options)
+        for path in markers:
+            fs.delete_file(path)
+    log.info("%s %s: %d data file(s), %d abort marker(s)", "would vacuum" if dry_run else "vacuumed",
+             uri, len(files), len(markers))
+    return VacuumResult(uri, tuple(sorted(files)), dry_run)
+
+
+def _old_abort_markers(uri: str, storage_options: dict[str, str] | None, retention_hours: float) -> list[str]:
+    fs, root = filesystem_for(uri, storage_options)
+    selector = pafs.FileSelector(f"{root}/{ABORT_MARKERS}", allow_not_found=True)
+    cutoff_ns = (time.time() - retention_hours * 3600) * 1e9
+    return [
+        info.path for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File and (info.mtime_ns or 0) <= cutoff_ns
+    ]
