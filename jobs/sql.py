@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
-from pipelines.sql import register_views
+from pipelines.sql import check_spark_query, read_only_sql, register_views, views_named_in
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -26,11 +26,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     setup_logging("WARNING" if args.log_level == "INFO" else args.log_level)
     spark = spark_from(args, "tigertwin-sql")
-    views = register_views(spark, catalog_from(args))
+    check_spark_query(spark, args.query)  # before any table is opened
+    views = register_views(spark, catalog_from(args), names=views_named_in(args.query))
     if not views:
         print(f"no tables under {args.lakehouse}; run `tigertwin ingest` first", file=sys.stderr)
         return 1
-    spark.sql(args.query).show(args.limit, truncate=60)
+    read_only_sql(spark, args.query).show(args.limit, truncate=60)
     return 0
 
 

@@ -201,7 +201,7 @@ def train_rqvae(
     batch_size = effective_batch_size(n, train)
     state = TrainState()
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState(saved["epoch"], saved["history"])

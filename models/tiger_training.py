@@ -163,9 +163,9 @@ def train_tiger(
     state = TigerState()
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
     if initial_weights is not None and not (checkpoint is not None and checkpoint.exists()):
-        model.load_state_dict(torch.load(initial_weights, map_location=device, weights_only=False)["model"])
+        model.load_state_dict(torch.load(initial_weights, map_location=device, weights_only=True)["model"])
     if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -241,5 +241,5 @@ def train_tiger(
 def load_weights(config: TigerConfig, path: pathlib.Path, device: str | None = None) -> Tiger:
     target = default_device(device)
     model = Tiger(config)
-    model.load_state_dict(torch.load(path, map_location=target, weights_only=False)["model"])
+    model.load_state_dict(torch.load(path, map_location=target, weights_only=True)["model"])
     return model.to(target).eval()

@@ -1,21 +1,28 @@
 """Model artifacts: `<root>/<model>/<version>/` with weights and a JSON card.
 
-The card holds the config, the Delta versions of the tables read, and the
-final metrics, so any candidate row can be traced back to its data. A
-`LATEST` file per model names the version the next job uses by default;
-it is replaced atomically once a version is complete.
+The card holds the config, the Delta versions of the tables read, the
+final metrics, and a SHA-256 of every weights file, so any candidate row can
+be traced back to its data and a swapped or corrupted file is refused before
+it is loaded (weights load with `torch.load(weights_only=True)` only). A
+`LATEST` file per model names the version the next job uses by default; it is
+replaced atomically once a version is complete.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.errors import ArtifactIntegrityError
+
 CARD_FILE = "card.json"
 LATEST_FILE = "LATEST"
+WEIGHTS_SUFFIX = ".pt"
+CHECKSUMS = "sha256"  # card key: {file name: hex digest} of the version's weights files
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,9 @@ class ArtifactStore:
         directory = self.directory(model, version)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / CARD_FILE
-        _atomic_write(path, json.dumps({"model": model, "version": version, **card}, indent=2, default=str))
+        checksums = {f.name: file_sha256(f) for f in sorted(directory.glob(f"*{WEIGHTS_SUFFIX}"))}
+        card = {"model": model, "version": version, **card, CHECKSUMS: checksums}
+        _atomic_write(path, json.dumps(card, indent=2, default=str))
         if promote:
             _atomic_write(pathlib.Path(self.root) / model / LATEST_FILE, version + "\n")
         return path
@@ -45,12 +54,36 @@ class ArtifactStore:
         return path.read_text().strip() if path.exists() else None
 
     def resolve(self, model: str, version: str | None) -> str:
-        """`version`, or the latest one; a clear error when there is none."""
+        """`version`, or the latest one, with its weights verified; a clear error when there is none."""
         resolved = version or self.latest_version(model)
         if resolved is None:
             raise FileNotFoundError(f"no {model} model under {pathlib.Path(self.root) / model}; train one first")
-        self.read_card(model, resolved)
+        self.verify(model, resolved)
         return resolved
+
+    def verify(self, model: str, version: str) -> dict[str, Any]:
+        """The card, after checking every weights file against the SHA-256 it recorded."""
+        card = self.read_card(model, version)
+        directory = self.directory(model, version)
+        recorded = card.get(CHECKSUMS)
+        if not recorded:
+            raise ArtifactIntegrityError(f"{model} {version}: {directory / CARD_FILE} records no weights checksum "
+                                         "(written by an older tigertwin); train the model again")
+        for name, expected in recorded.items():
+            path = directory / name
+            actual = file_sha256(path) if path.exists() else "missing"
+            if actual != expected:
+                raise ArtifactIntegrityError(f"{model} {version}: {path} does not match the SHA-256 in its card "
+                                             f"({actual[:12]} vs {expected[:12]}); refusing to load it, retrain")
+        return card
+
+
+def file_sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _atomic_write(path: pathlib.Path, text: str) -> None:

@@ -58,5 +58,9 @@ class ReadOnlySqlError(TigertwinError, PermissionError):
     """Analyst SQL tried to do more than read the catalog's views."""
 
 
+class QueryError(TigertwinError, ValueError):
+    """Analyst SQL that does not parse or names a column/view that does not exist."""
+
+
 class ArtifactIntegrityError(TigertwinError, RuntimeError):
     """A model file does not match the checksum its card recorded."""

@@ -94,7 +94,7 @@ def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerC
     latest = store.latest_version(MODEL)
     if latest is None:
         return None
-    card = store.read_card(MODEL, latest)
+    card = store.verify(MODEL, latest)
     if card.get("rqvae_version") != rqvae_version or card["config"]["model"] != dataclasses.asdict(config):
         log.info("no warm start: the latest TIGER %s used other IDs or another architecture", latest)
         return None

@@ -18,7 +18,7 @@ from pipelines.delta import (
     write_delta,
     write_table,
 )
-from pipelines.sql import duckdb_connection
+from pipelines.sql import duckdb_scan
 from pipelines.tables import SILVER_EVENTS
 
 SCHEMA = pa.schema([
@@ -75,7 +75,7 @@ def test_spark_write_reads_back_identically_in_delta_rs_and_duckdb(spark, tmp_pa
     by_delta_rs = pa.table(QueryBuilder().register("t", table).execute("SELECT * FROM t").read_all())
     assert _sorted_rows(by_delta_rs) == expected
 
-    by_duckdb = duckdb_connection().sql(f"SELECT * FROM delta_scan('{uri}')").fetch_arrow_table()
+    by_duckdb = duckdb_scan(uri)
     assert _sorted_rows(by_duckdb) == expected
 
     assert _sorted_rows([r.asDict() for r in read_delta(spark, uri).collect()]) == expected
