@@ -233,7 +233,7 @@ def duckdb_connection(catalog: Catalog) -> ReadOnlyDuckDB:
         if table_version(location, catalog.storage_options or None) is None:
             continue
         # the path is a parameter of the relation, never spliced into SQL text
-        con.table_function("delta_scan", [normalize_location(location)]).create_view(spec.view_name)
+        con.table_function("delta_scan", [_duckdb_location(location)]).create_view(spec.view_name)
         views.append(spec.view_name)
     root = normalize_location(catalog.config.root)
     if "://" not in root:
@@ -245,4 +245,12 @@ def duckdb_connection(catalog: Catalog) -> ReadOnlyDuckDB:
 
 def duckdb_scan(uri: str) -> pa.Table:
     """One Delta table, read by DuckDB's delta extension, as Arrow (tests and tools)."""
-    return _duckdb_with_delta().table_function("delta_scan", [normalize_location(uri)]).fetch_arrow_table()
+    return _duckdb_with_delta().table_function("delta_scan", [_duckdb_location(uri)]).to_arrow_table()
+
+
+def _duckdb_location(location: str) -> str:
+    """The delta extension percent-decodes plain paths (`50%` breaks): local tables go as file:// URIs."""
+    import pathlib
+
+    location = normalize_location(location)
+    return location if "://" in location else pathlib.Path(location).as_uri()

@@ -38,3 +38,21 @@ def shared_data() -> pathlib.Path:
 
 def pytest_configure(config):
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def job_command(job: str, *args: str) -> list[str]:
+    """`python -m jobs.<job> ...` on this interpreter."""
+    import sys
+
+    return [sys.executable, "-m", f"jobs.{job}", *args]
+
+
+def job_env() -> dict[str, str]:
+    """The environment a job subprocess needs: this interpreter for Spark's Python workers, the repo importable."""
+    import sys
+
+    return {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(REPO),
+            "TIGERTWIN_SPARK_MASTER": "local[1]"}

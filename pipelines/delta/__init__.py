@@ -45,10 +45,12 @@ __all__ = [
     "data_files",
     "has_delta_connector",
     "read_delta",
+    "read_delta_arrow",
     "read_table",
     "read_table_arrow",
     "retry_on_conflict",
     "table_version",
+    "upsert_arrow",
     "write_delta",
     "write_delta_arrow",
     "write_table",
@@ -178,6 +180,61 @@ def write_delta_arrow(
     except BaseException:
         delete_files_of_write(fs, root, write_id)
         raise
+
+
+def read_delta_arrow(
+    uri: str,
+    *,
+    version: int | None = None,
+    schema: pa.Schema | None = None,
+    columns: Sequence[str] | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[pa.Table, int]:
+    """(snapshot as Arrow, its version) without Spark: for the torch jobs, which may run on GPU
+    workers without a JVM. Partition columns come back from the hive-style paths; `schema`
+    (default: the table's) is what the files are read as."""
+    import pyarrow.dataset as ds
+
+    uri = normalize_location(uri)
+    table = open_table(uri, storage_options, version)
+    if table is None:
+        raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
+    schema = schema if schema is not None else pa.schema(table.schema().to_arrow())
+    wanted = list(columns) if columns else None
+    files = data_files(table, uri)
+    if not files:
+        empty = schema.empty_table()
+        return (empty.select(wanted) if wanted else empty), table.version()
+    fs, base = filesystem_for(uri, storage_options)
+    paths = files if not is_uri(uri) else [filesystem_for(f, storage_options)[1] for f in files]
+    partition_by = list(table.metadata().partition_columns)
+    partitioning = ds.partitioning(pa.schema([schema.field(c) for c in partition_by]), flavor="hive")
+    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
+                         partitioning=partitioning, partition_base_dir=base)
+    return dataset.to_table(columns=wanted), table.version()
+
+
+def upsert_arrow(
+    rows: pa.Table, uri: str, *, key: Sequence[str], schema: pa.Schema,
+    storage_options: dict[str, str] | None = None, custom_metadata: dict[str, str] | None = None,
+) -> int:
+    """Insert or replace `rows` by `key` (copy-on-write of the whole table, one commit, no Spark).
+
+    A concurrent writer's commit sends it back to a fresh read (retry_on_conflict), so two
+    upserts never lose each other's rows.
+    """
+
+    def attempt() -> int:
+        read_version = table_version(uri, storage_options)
+        merged = rows
+        if read_version is not None:
+            current, _ = read_delta_arrow(uri, version=read_version, storage_options=storage_options)
+            kept = current.join(rows.select(list(key)), keys=list(key), join_type="left anti")
+            merged = pa.concat_tables([kept.select(schema.names).cast(schema), rows.select(schema.names).cast(schema)])
+        return write_delta_arrow(merged, uri, mode="overwrite", schema=schema, read_version=read_version,
+                                 storage_options=storage_options, custom_metadata=custom_metadata)
+
+    return retry_on_conflict(attempt, what=f"upsert into {uri}", attempts=20)
 
 
 T = TypeVar("T")
@@ -313,26 +370,10 @@ def read_table(
 def read_table_arrow(
     catalog: Catalog, name: str, *, columns: Sequence[str] | None = None, version: int | None = None
 ) -> tuple[pa.Table, int]:
-    """(snapshot as Arrow, its version) without Spark: for the torch jobs, which may run on GPU
-    workers without a JVM. Partition columns come back from the hive-style paths."""
-    import pyarrow.dataset as ds
-
+    """A catalog table's snapshot as Arrow with its declared schema, and its version (no Spark)."""
     spec = get_spec(name)
-    uri = normalize_location(catalog.location(name))
-    table = open_table(uri, catalog.storage_options or None, version)
-    if table is None:
-        raise MissingTableError(f"no Delta table {name} at {uri}; run the job that writes it first")
-    schema = spec.schema
-    files = data_files(table, uri)
-    if not files:
-        empty = schema.empty_table()
-        return (empty.select(list(columns)) if columns else empty), table.version()
-    fs, base = filesystem_for(uri, catalog.storage_options or None)
-    paths = files if not is_uri(uri) else [filesystem_for(f, catalog.storage_options or None)[1] for f in files]
-    partitioning = ds.partitioning(pa.schema([schema.field(c) for c in spec.partition_by]), flavor="hive")
-    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
-                         partitioning=partitioning, partition_base_dir=base)
-    return dataset.to_table(columns=list(columns) if columns else None), table.version()
+    return read_delta_arrow(catalog.location(name), version=version, schema=spec.schema, columns=columns,
+                            storage_options=catalog.storage_options or None)
 
 
 def _write_with_connector(

@@ -1,0 +1,104 @@
+"""Any lakehouse path a user can type works everywhere; analyst SQL only reads."""
+
+import argparse
+import datetime as dt
+
+import pytest
+from deltalake import DeltaTable
+
+from jobs.sql import run as run_sql
+from pipelines.config import LakehouseConfig
+from pipelines.delta import read_table, read_table_arrow
+from pipelines.errors import LakehousePathError, QueryError, ReadOnlySqlError
+from pipelines.ingest.pipeline import IngestConfig, run_ingest
+from pipelines.sql import check_spark_query, duckdb_connection, duckdb_scan
+from pipelines.tables import Catalog
+
+ODD_NAMES = ["with space", "hash#tag", "100% sure", "it's \"quoted\"", "ünïcødé ✓", "brace{s}", "star*?"]
+
+
+def _ingest_small(spark, catalog, tmp_path):
+    events = tmp_path / "user_sequence.txt"
+    events.write_text("u1 a b c\nu2 b c d\n")
+    run_ingest(spark, catalog, IngestConfig(format="sequences", dataset="s", run_date=dt.date(2026, 11, 24),
+                                            events_paths=(str(events),)))
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_lakehouse_root_with_odd_characters_works_in_every_reader_and_writer(spark, tmp_path, name):
+    catalog = Catalog(LakehouseConfig(root=str(tmp_path / name / "lake")))
+    _ingest_small(spark, catalog, tmp_path)
+    _ingest_small(spark, catalog, tmp_path)  # a second write reads the first (merge)
+    location = catalog.location("silver.events")
+    assert read_table(spark, catalog, "silver.events").count() == 6  # Spark
+    assert read_table_arrow(catalog, "silver.events")[0].num_rows == 6  # pyarrow, no Spark
+    assert DeltaTable(location).count() == 6  # delta-rs
+    assert duckdb_scan(location).num_rows == 6  # DuckDB's delta extension
+    assert duckdb_connection(catalog).sql("SELECT count(*) FROM silver_events").fetchone() == (6,)
+
+
+@pytest.mark.parametrize("name", ["a%20b", "x[1]", "back\\slash"])
+def test_a_root_the_delta_library_cannot_open_is_refused_up_front(spark, tmp_path, name):
+    catalog = Catalog(LakehouseConfig(root=str(tmp_path / name)))
+    with pytest.raises(LakehousePathError, match="choose a path without it"):
+        _ingest_small(spark, catalog, tmp_path)
+
+
+WRITES = [
+    "INSERT OVERWRITE DIRECTORY '{root}/silver/items' USING parquet SELECT 1 AS x",
+    "CREATE TABLE t (a INT) USING parquet LOCATION '{root}/x'",
+    "WITH a AS (SELECT 1 AS x) INSERT INTO silver_items SELECT * FROM a",
+    "SELECT * FROM text.`/etc/hostname`",
+    "SELECT reflect('java.lang.System', 'exit', 1)",
+    "SELECT * FROM silver_items WHERE item_id IN (SELECT java_method('java.lang.System', 'getenv', 'HOME'))",
+    "SELECT * FROM read_files('/etc/hostname')",
+    "SET spark.sql.runSQLOnFiles = true",
+    "DROP VIEW silver_items",
+    "CACHE TABLE c AS SELECT 1",
+]
+
+
+@pytest.mark.parametrize("query", WRITES)
+def test_spark_sql_refuses_everything_but_reads(spark, catalog, query):
+    with pytest.raises(ReadOnlySqlError, match="refused"):
+        check_spark_query(spark, query.format(root=catalog.config.root))
+
+
+def test_tigertwin_sql_answers_reads_and_leaves_the_tables_alone(spark, catalog, tmp_path, capsys):
+    _ingest_small(spark, catalog, tmp_path)
+    args = argparse.Namespace(lakehouse=catalog.config.root, master=None, log_level="WARNING", limit=5,
+                              artifacts="artifacts")
+    version = DeltaTable(catalog.location("silver.items")).version()
+    assert run_sql(argparse.Namespace(**vars(args), query=(
+        "WITH n AS (SELECT item_id, count(*) AS c FROM silver_events GROUP BY 1) "
+        "SELECT i.item_id, n.c FROM silver_items i JOIN n USING (item_id) ORDER BY n.c DESC, 1"))) == 0
+    assert "|      b|  2|" in capsys.readouterr().out
+    with pytest.raises(ReadOnlySqlError):
+        run_sql(argparse.Namespace(**vars(args), query=WRITES[0].format(root=catalog.config.root)))
+    with pytest.raises(QueryError, match="cannot parse"):
+        run_sql(argparse.Namespace(**vars(args), query="SELEC nothing"))
+    assert DeltaTable(catalog.location("silver.items")).version() == version
+
+
+DUCKDB_WRITES = [
+    "CREATE TABLE t AS SELECT 1",
+    "COPY (SELECT 1) TO '{root}/silver/items/x.parquet'",
+    "INSERT INTO silver_items SELECT * FROM silver_items",
+    "SELECT * FROM read_csv('/etc/hostname')",
+    "SELECT * FROM '/etc/hostname'",
+    "SELECT * FROM delta_scan('{root}/silver/items')",
+    "SELECT * FROM query('SELECT 1')",
+    "ATTACH '/tmp/x.db'",
+    "SET enable_external_access = true",
+    "SELECT 1; DROP VIEW silver_items",
+]
+
+
+def test_duckdb_helper_refuses_everything_but_reads(spark, catalog, tmp_path):
+    _ingest_small(spark, catalog, tmp_path)
+    con = duckdb_connection(catalog)
+    for query in DUCKDB_WRITES:
+        with pytest.raises(ReadOnlySqlError, match="refused"):
+            con.sql(query.format(root=catalog.config.root))
+    assert con.sql("SELECT count(*) FROM silver_events JOIN silver_items USING (item_id)").fetchone() == (6,)
+    assert con.sql("EXPLAIN SELECT * FROM silver_events") is not None
