@@ -171,8 +171,11 @@ def run_cluster_behaviors(
     fingerprint = history_fingerprint(events).localCheckpoint()
 
     clusters_uri = catalog.location(GOLD_USER_CLUSTERS.name)
-    incremental = not config.full_refresh and table_version(clusters_uri, catalog.storage_options or None) is not None
-    existing = read_table(spark, catalog, GOLD_USER_CLUSTERS.name) if incremental else None
+    # versions pinned at read: a concurrent rewrite between this read and our commit makes the commit conflict
+    clusters_version = table_version(clusters_uri, catalog.storage_options or None)
+    members_version = table_version(catalog.location(GOLD_USER_CLUSTER_MEMBERS.name), catalog.storage_options or None)
+    incremental = not config.full_refresh and clusters_version is not None and members_version is not None
+    existing = read_table(spark, catalog, GOLD_USER_CLUSTERS.name, version=clusters_version) if incremental else None
     if existing is not None:
         seen = existing.select("user_id", "history_events", "history_last_ts").distinct()
         changed = fingerprint.join(seen, ["user_id", "history_events", "history_last_ts"], "left_anti")
@@ -206,12 +209,14 @@ def run_cluster_behaviors(
     if existing is not None:  # unchanged users keep their rows; users gone from events are dropped
         keep = fingerprint.select("user_id").join(changed, "user_id", "left_anti")
         new_clusters = existing.join(keep, "user_id", "left_semi").unionByName(new_clusters)
-        old_members = read_table(spark, catalog, GOLD_USER_CLUSTER_MEMBERS.name)
+        old_members = read_table(spark, catalog, GOLD_USER_CLUSTER_MEMBERS.name, version=members_version)
         new_members = old_members.join(keep, "user_id", "left_semi").unionByName(new_members)
 
     meta = {"run_id": config.run_id}
-    write_table(spark, catalog, GOLD_USER_CLUSTERS.name, new_clusters, mode="overwrite", custom_metadata=meta)
-    write_table(spark, catalog, GOLD_USER_CLUSTER_MEMBERS.name, new_members, mode="overwrite", custom_metadata=meta)
+    write_table(spark, catalog, GOLD_USER_CLUSTERS.name, new_clusters, mode="overwrite",
+                read_version=clusters_version, custom_metadata=meta)
+    write_table(spark, catalog, GOLD_USER_CLUSTER_MEMBERS.name, new_members, mode="overwrite",
+                read_version=members_version, custom_metadata=meta)
     write_quarantine(spark, catalog, GOLD_USER_CLUSTERS.name, config.run_id, rejected)
 
     users = pd.DataFrame(rows.filter("kind = 'user'").select("events", "clusters", "within_cosine").toPandas())

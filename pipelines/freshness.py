@@ -10,6 +10,18 @@ from pipelines.errors import StaleUpstreamError
 from pipelines.tables import Catalog
 
 
+# Upkeep commits (vacuum, compaction) change no data: they must not make a stale table look fresh.
+_UPKEEP_OPERATIONS = ("VACUUM", "OPTIMIZE")
+
+
+def last_data_write(table) -> dt.datetime:
+    """When the table's data last changed (its newest commit that is not upkeep)."""
+    for commit in table.history(50):
+        if not str(commit.get("operation", "")).startswith(_UPKEEP_OPERATIONS):
+            return dt.datetime.fromtimestamp(commit["timestamp"] / 1000, tz=dt.UTC)
+    return dt.datetime.fromtimestamp(table.history(1)[0]["timestamp"] / 1000, tz=dt.UTC)
+
+
 def table_problems(catalog: Catalog, names: Sequence[str], as_of: dt.datetime, max_age: dt.timedelta) -> list[str]:
     """One line per table that is missing, empty, or last written more than `max_age` before `as_of`."""
     problems = []
@@ -22,7 +34,7 @@ def table_problems(catalog: Catalog, names: Sequence[str], as_of: dt.datetime, m
         if not table.file_uris():
             problems.append(f"{name}: empty at version {table.version()}")
             continue
-        written = dt.datetime.fromtimestamp(table.history(1)[0]["timestamp"] / 1000, tz=dt.UTC)
+        written = last_data_write(table)
         if written < as_of - max_age:
             problems.append(f"{name}: last written {written:%Y-%m-%d %H:%M} UTC, more than {max_age} before "
                             f"the run's logical time {as_of:%Y-%m-%d %H:%M} UTC")

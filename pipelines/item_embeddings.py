@@ -68,16 +68,15 @@ def embed_items_spark(items: DataFrame, config: TextEmbeddingConfig, partitions:
 
 
 def _text_vectors(
-    spark: SparkSession, catalog: Catalog, items: DataFrame, config: EmbedItemsConfig
+    spark: SparkSession, catalog: Catalog, items: DataFrame, config: EmbedItemsConfig, version: int | None
 ) -> tuple[DataFrame, DataFrame, dict[str, float]]:
     """(item_id, content_hash, embedding) for every item with text, re-embedding only new or
     changed ones; and the items without text."""
     from pyspark.sql import functions as F
 
-    uri = catalog.location(GOLD_ITEM_EMBEDDINGS.name)
     reuse = None
-    if not config.full_refresh and table_version(uri, catalog.storage_options or None) is not None:
-        existing = read_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name).filter(
+    if not config.full_refresh and version is not None:
+        existing = read_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name, version=version).filter(
             (F.col("model") == config.model_name) & (F.col("source") == config.source)
         )
         if config.source == "concat":  # the text half leads; the ALS half is refitted every run
@@ -141,10 +140,12 @@ def run_embed_items(spark: SparkSession, catalog: Catalog, config: EmbedItemsCon
     if config.source not in SOURCES:
         raise ValueError(f"embedding source {config.source!r} is not one of {SOURCES}")
     items = read_table(spark, catalog, SILVER_ITEMS.name)
+    # pinned: the reused vectors come from this version, and the rewrite commits against it
+    version = table_version(catalog.location(GOLD_ITEM_EMBEDDINGS.name), catalog.storage_options or None)
     metrics: dict[str, float] = {}
     parts = []
     if config.source in ("text", "concat"):
-        text, no_text, text_metrics = _text_vectors(spark, catalog, items, config)
+        text, no_text, text_metrics = _text_vectors(spark, catalog, items, config, version)
         parts.append(no_text)
         metrics |= text_metrics
     if config.source in ("als", "concat"):
@@ -161,7 +162,7 @@ def run_embed_items(spark: SparkSession, catalog: Catalog, config: EmbedItemsCon
         "item_id", "content_hash", F.lit(config.model_name).alias("model"),
         F.lit(config.source).alias("source"), "embedding",
     )
-    write_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name, rows, mode="overwrite",
+    write_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name, rows, mode="overwrite", read_version=version,
                 custom_metadata={"run_id": config.run_id, "model": config.model_name, "source": config.source})
     rejected = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
     rejected = rejected.groupBy("item_id").agg(F.concat_ws("; ", F.sort_array(F.collect_set("reason"))).alias("reason"))

@@ -84,12 +84,15 @@ def encode_spark(embeddings: DataFrame, directory: str, torch_threads: int) -> D
     return embeddings.select("item_id", "embedding").mapInPandas(encode, _CODES)
 
 
-def _previous_assignment(spark: SparkSession, catalog: Catalog, version: str) -> DataFrame | None:
+def _previous_assignment(
+    spark: SparkSession, catalog: Catalog, version: str, table_version_read: int | None
+) -> DataFrame | None:
     from pyspark.sql import functions as F
 
-    if table_version(catalog.location(GOLD_SEMANTIC_IDS.name), catalog.storage_options or None) is None:
+    if table_version_read is None:
         return None
-    previous = read_table(spark, catalog, GOLD_SEMANTIC_IDS.name).filter(F.col("rqvae_version") == version)
+    previous = read_table(spark, catalog, GOLD_SEMANTIC_IDS.name, version=table_version_read).filter(
+        F.col("rqvae_version") == version)
     return previous.select(
         "item_id", *[F.col("codes")[i].alias(c) for i, c in enumerate((*CODE_COLUMNS, TOKEN_COLUMN))]
     )
@@ -108,7 +111,8 @@ def run_assign_semantic_ids(
     embeddings = read_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name)
     codes = encode_spark(embeddings, directory, config.torch_threads).localCheckpoint()
 
-    previous = _previous_assignment(spark, catalog, version)
+    ids_version = table_version(catalog.location(GOLD_SEMANTIC_IDS.name), catalog.storage_options or None)
+    previous = _previous_assignment(spark, catalog, version, ids_version)
     if previous is None:
         candidates = codes.withColumn("previous_token", F.lit(None).cast("int"))
     else:
@@ -137,7 +141,7 @@ def run_assign_semantic_ids(
         F.concat_ws("-", *[F.col(c).cast("string") for c in all_codes]).alias("semantic_id"),
         F.lit(version).alias("rqvae_version"),
     ).localCheckpoint()
-    write_table(spark, catalog, GOLD_SEMANTIC_IDS.name, rows, mode="overwrite",
+    write_table(spark, catalog, GOLD_SEMANTIC_IDS.name, rows, mode="overwrite", read_version=ids_version,
                 custom_metadata={"run_id": config.run_id, "rqvae_version": version})
 
     code_frame = cast(pd.DataFrame, codes.toPandas())

@@ -71,8 +71,11 @@ def test_task_graphs(dag_info):
     assert tasks["train_tiger"]["queue"] == tasks["train_twin"]["queue"] == tasks["generate_candidates"]["queue"] == "gpu"
     assert tasks["generate_candidates"]["outlets"] == ["gold.candidates"]
     assert "gold.semantic_ids" in nightly["schedule"] and "gold.user_clusters" in nightly["schedule"]
+    maintenance = dag_info["dags"]["lakehouse_maintenance"]
+    assert maintenance["schedule"] == "@weekly" and list(maintenance["tasks"]) == ["vacuum"]
+    assert maintenance["tasks"]["vacuum"]["queue"] != "gpu"
     for dag_id, dag in dag_info["dags"].items():
-        if dag_id != "nightly_candidates":
+        if dag_id not in ("nightly_candidates", "lakehouse_maintenance"):
             assert dag["schedule"] == "@daily"
         for task in dag["tasks"].values():
             assert task["timeout_s"]
@@ -108,3 +111,22 @@ def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
     for dag_id in order:
         assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
     assert _counts(lakehouse) == first
+    # The reruns replaced files; the weekly vacuum (window 0 here) removes every one no version needs.
+    assert _orphans(lakehouse)
+    vacuum = json.dumps({"retention_hours": 0})
+    assert _airflow(["test", "lakehouse_maintenance", "2026-01-04", vacuum], tmp_path, lakehouse)["state"] == "success"
+    assert _orphans(lakehouse) == set()
+    assert _counts(lakehouse) == first
+
+
+def _orphans(lakehouse):
+    """Data files under the lakehouse that the current version of no table references."""
+    from deltalake import DeltaTable
+
+    from pipelines.delta import data_files
+
+    on_disk = {str(p) for p in pathlib.Path(lakehouse).rglob("*.parquet")}
+    referenced = set()
+    for log in pathlib.Path(lakehouse).rglob("_delta_log"):
+        referenced |= set(data_files(DeltaTable(str(log.parent)), str(log.parent)))
+    return on_disk - referenced
