@@ -12,13 +12,19 @@ from collections.abc import Callable
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of `repeats` runs, in seconds (the least disturbed by the machine)."""
+def timings(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Seconds of each of `repeats` runs."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    """Fastest of `repeats` runs, in seconds (the least disturbed by the machine)."""
+    times = timings(fn, repeats)
     return min(times) if repeats < 5 else statistics.median(times)
 
 

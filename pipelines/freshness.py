@@ -9,7 +9,6 @@ from pipelines.delta.commit import open_table
 from pipelines.errors import StaleUpstreamError
 from pipelines.tables import Catalog
 
-
 # Upkeep commits (vacuum, compaction) change no data: they must not make a stale table look fresh.
 _UPKEEP_OPERATIONS = ("VACUUM", "OPTIMIZE")
 

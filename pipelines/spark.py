@@ -48,6 +48,8 @@ def build_spark_session(config: SparkConfig = SparkConfig()) -> SparkSession:
         "spark.driver.memory": config.driver_memory,
         "spark.python.worker.reuse": "true",
         "spark.sql.parquet.compression.codec": "snappy",
+        # Delta's timestamps are INT64 microseconds (Spark's default INT96 is legacy)
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     if not running_under_spark_submit():
         settings["spark.pyspark.python"] = sys.executable

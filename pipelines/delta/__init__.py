@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from pipelines.delta.commit import (
 )
 from pipelines.delta.files import PartitionedFileWriter, delete_files_of_write, filesystem_for
 from pipelines.delta.location import data_file_path, is_uri, normalize_location
-from pipelines.errors import DeltaWriteError, EmptyOverwriteError, MissingTableError
+from pipelines.errors import DeltaWriteError, EmptyOverwriteError, MissingTableError, TigertwinError
 from pipelines.tables import Catalog, get_spec
 
 if TYPE_CHECKING:
@@ -117,6 +118,9 @@ def write_delta(
 
     if has_delta_connector(spark):
         return _write_with_connector(spark, df, uri, mode, partition_by, replace_partitions)
+    if not is_uri(uri):  # a local or mounted filesystem: Spark's own Parquet writer, ~2x faster
+        return _write_native(df, uri, target, mode, partition_by, replace_partitions, read_version, allow_empty,
+                             storage_options, custom_metadata)
 
     from pipelines.delta.source import FORMAT_NAME, DeltaDataSource, encode_schema
 
@@ -147,6 +151,40 @@ def write_delta(
     version = table_version(uri, storage_options)
     assert version is not None, f"commit to {uri} left no table"
     return version
+
+
+def _write_native(
+    df: DataFrame,
+    uri: str,
+    schema: pa.Schema,
+    mode: WriteMode,
+    partition_by: Sequence[str],
+    replace_partitions: Sequence[dict[str, object]] | None,
+    read_version: int | None,
+    allow_empty: bool,
+    storage_options: dict[str, str] | None,
+    custom_metadata: dict[str, str] | None,
+) -> int:
+    from pipelines.delta import native
+
+    write_id = uuid.uuid4().hex[:16]
+    log.info("writing %s (mode=%s, read at version %s, write id %s)", uri, mode, read_version, write_id)
+    fs, root = filesystem_for(uri, storage_options)
+    try:
+        files = native.write_files(df, root, schema, partition_by, write_id)
+        return commit_files(
+            uri, schema, files, mode=mode, read_version=read_version, partition_by=partition_by,
+            replace_partitions=replace_partitions, storage_options=storage_options,
+            custom_metadata=custom_metadata, allow_empty=allow_empty,
+        )
+    except BaseException as exc:
+        removed = delete_files_of_write(fs, root, write_id)
+        log.warning("write %s to %s failed; removed %d file(s)", write_id, uri, len(removed))
+        if isinstance(exc, TigertwinError) or not isinstance(exc, Exception):
+            raise
+        marker = re.search(rf"column '[^']+' {native.NOT_NULL_MARKER}[^\n\]]*", str(exc))
+        cause = marker.group() if marker else _python_cause(exc)
+        raise DeltaWriteError(f"writing {uri} failed, table unchanged: {cause}") from exc
 
 
 def write_delta_arrow(
@@ -272,8 +310,6 @@ def _python_error(exc: BaseException) -> Exception | None:
 
 def _python_cause(exc: Exception) -> str:
     """The Python error inside Spark's wrapping (the message people need), else the first line."""
-    import re
-
     text = str(exc)
     causes = re.findall(r"^(?:\w+\.)*(\w+(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
     python_side = [c for c in causes if not c[0].startswith(("Py4J", "Spark", "Python"))]

@@ -131,6 +131,48 @@ class ColumnStats:
         })
 
 
+def footer_stats(metadata: pq.FileMetaData, data_schema: pa.Schema) -> str:
+    """Delta stats of a Parquet file some other writer produced (Spark's own), from its footer.
+
+    numRecords always; nullCount and min/max of top-level primitive columns from the row-group
+    statistics. Float min/max are left out (Parquet statistics skip NaN, Delta's would not), as
+    are strings over 32 characters and columns whose statistics are missing.
+    """
+    stats = ColumnStats(data_schema)
+    stats.rows = metadata.num_rows
+    groups = [metadata.row_group(g) for g in range(metadata.num_row_groups)]
+    index = {groups[0].column(i).path_in_schema: i for i in range(metadata.num_columns)} if groups else {}
+    for field in data_schema:
+        name = field.name
+        exact = name not in stats.inexact and not pa.types.is_floating(field.type)
+        if name not in index:  # a list's leaf is `name.list.element`: its null count is of the elements
+            stats.nulls.pop(name)
+            stats.inexact.add(name)
+            continue
+        for group in groups:
+            column = group.column(index[name])
+            st = column.statistics
+            if st is None or not st.has_null_count:
+                stats.nulls.pop(name)
+                exact = False
+                break
+            stats.nulls[name] += st.null_count
+            if not exact or st.null_count == column.num_values:
+                continue
+            if not st.has_min_max or isinstance(st.min, bytes):
+                exact = False
+                continue
+            lo, hi = st.min, st.max
+            if pa.types.is_string(field.type) and max(len(lo), len(hi)) > _MAX_STRING_STAT_LEN:
+                exact = False
+                continue
+            stats.mins[name] = lo if name not in stats.mins else min(stats.mins[name], lo)
+            stats.maxs[name] = hi if name not in stats.maxs else max(stats.maxs[name], hi)
+        if not exact:
+            stats.inexact.add(name)
+    return stats.to_json()
+
+
 def conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """Reorder and cast a batch to the table schema; errors name the column."""
     names = set(batch.schema.names)
@@ -180,6 +222,13 @@ class PartitionedFileWriter:
         # Spark hands over ~10k-row Arrow batches; buffering them into large row groups
         # keeps files fast to write and to scan.
         self.row_group_rows = row_group_rows
+        # Dictionary pages pay off for strings and dates (ids, categories, days); unique numbers and
+        # timestamps would build a dictionary only to fall back from it (~40% of the write time).
+        self.dictionary_columns = [
+            f.name for f in self.data_schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_date(f.type)
+            or pa.types.is_boolean(f.type) or (pa.types.is_list(f.type) and pa.types.is_string(f.type.value_type))
+        ]
         self._open: dict[tuple, tuple[pq.ParquetWriter, str, ColumnStats]] = {}
         self._pending: dict[tuple, list[pa.Table]] = {}
         self._pending_rows: dict[tuple, int] = {}
@@ -216,14 +265,15 @@ class PartitionedFileWriter:
         self._pending_rows.pop(key, None)
         if not parts:
             return
-        data = pa.concat_tables(parts).combine_chunks()
+        data = pa.concat_tables(parts)  # chunked: the Parquet writer needs no contiguous copy
         state = self._open.get(key)
         if state is None:
             rel = partition_dir(dict(zip(self.partition_by, key, strict=True)))
             rel += f"part-{self.write_id}-{uuid.uuid4().hex}.snappy.parquet"
             self.fs.create_dir(f"{self.root_path}/{rel}".rsplit("/", 1)[0], recursive=True)
             sink = self.fs.open_output_stream(f"{self.root_path}/{rel}")
-            writer = pq.ParquetWriter(sink, self.data_schema, compression="snappy")
+            writer = pq.ParquetWriter(sink, self.data_schema, compression="snappy",
+                                      use_dictionary=self.dictionary_columns)
             state = (writer, rel, ColumnStats(self.data_schema))
             self._open[key] = state
         writer, rel, stats = state

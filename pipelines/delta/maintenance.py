@@ -3,7 +3,8 @@
 A Delta table accumulates files that no snapshot needs: ones an overwrite
 replaced, and ones a killed or failed write left before it could commit or
 clean up. `vacuum_table` deletes those older than the retention window
-(delta-rs's full vacuum), plus this bridge's abort markers. Files younger
+(delta-rs's full vacuum), plus this bridge's abort markers and the staging
+folders of killed writes. Files younger
 than the window stay, so a write in flight and time travel within the window
 are never broken.
 """
@@ -20,6 +21,7 @@ from pipelines.config import VACUUM_RETENTION_HOURS
 from pipelines.delta.commit import open_table
 from pipelines.delta.files import ABORT_MARKERS, filesystem_for
 from pipelines.delta.location import normalize_location
+from pipelines.delta.native import STAGING
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +50,27 @@ def vacuum_table(
     files = table.vacuum(
         retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False, full=True,
     )
-    markers = _old_abort_markers(uri, storage_options, retention_hours)
+    markers = _old_entries(uri, ABORT_MARKERS, storage_options, retention_hours)
+    staging = _old_entries(uri, STAGING, storage_options, retention_hours)
+    fs, root = filesystem_for(uri, storage_options)
+    staged_files = [info.path for folder in staging for info in fs.get_file_info(
+        pafs.FileSelector(folder, recursive=True)) if info.type == pafs.FileType.File]
+    files = [*files, *(path.removeprefix(root).lstrip("/") for path in staged_files)]
     if not dry_run:
-        fs, _ = filesystem_for(uri, storage_options)
         for path in markers:
             fs.delete_file(path)
+        for folder in staging:
+            fs.delete_dir(folder)
     log.info("%s %s: %d data file(s), %d abort marker(s)", "would vacuum" if dry_run else "vacuumed",
              uri, len(files), len(markers))
     return VacuumResult(uri, tuple(sorted(files)), dry_run)
 
 
-def _old_abort_markers(uri: str, storage_options: dict[str, str] | None, retention_hours: float) -> list[str]:
+def _old_entries(
+    uri: str, folder: str, storage_options: dict[str, str] | None, retention_hours: float
+) -> list[str]:
+    """Entries of the table's `folder` (abort markers, staging folders) older than the window."""
     fs, root = filesystem_for(uri, storage_options)
-    selector = pafs.FileSelector(f"{root}/{ABORT_MARKERS}", allow_not_found=True)
+    selector = pafs.FileSelector(f"{root}/{folder}", allow_not_found=True)
     cutoff_ns = (time.time() - retention_hours * 3600) * 1e9
-    return [
-        info.path for info in fs.get_file_info(selector)
-        if info.type == pafs.FileType.File and (info.mtime_ns or 0) <= cutoff_ns
-    ]
+    return [info.path for info in fs.get_file_info(selector) if (info.mtime_ns or 0) <= cutoff_ns]
