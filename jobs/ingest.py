@@ -10,6 +10,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -39,7 +40,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="merge: upsert items, replace the event dates present; replace: rewrite both")
     parser.add_argument("--k-core", type=int, default=0, help="keep users/items with >= k events (0 = off)")
     parser.add_argument("--max-bad-fraction", type=float, default=0.01,
-                        help="fail when more than this share of rows is quarantined (default %(default)s)")
+                        help="fail when more than this share of an input table's rows is quarantined "
+                             "(default %(default)s)")
+    parser.add_argument("--earliest-event-time", type=_utc_datetime,
+                        default=IngestConfig.earliest_event_time.date().isoformat(),
+                        help="events before this are implausible and quarantined (default %(default)s)")
+    parser.add_argument("--latest-event-days-ahead", type=int, default=IngestConfig.latest_event_days_ahead,
+                        help="events after the end of run date + N days are quarantined (default %(default)s)")
     add_common_args(parser)
     return parser
 
@@ -57,7 +64,13 @@ def config_from(args: argparse.Namespace) -> IngestConfig:
         events_paths=events, items_paths=items,
         events_mapping=tuple(args.events_mapping.items()), items_mapping=tuple(args.items_mapping.items()),
         mode=args.mode, k_core=args.k_core, max_bad_fraction=args.max_bad_fraction,
+        earliest_event_time=args.earliest_event_time, latest_event_days_ahead=args.latest_event_days_ahead,
     )
+
+
+def _utc_datetime(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def run(args: argparse.Namespace) -> int:

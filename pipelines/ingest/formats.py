@@ -60,6 +60,8 @@ def _json_object(line: str) -> dict[str, Any]:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise BadRow(f"unparseable: invalid JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise BadRow("unparseable: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise BadRow(f"unparseable: expected a JSON object, got {type(value).__name__}")
     return value

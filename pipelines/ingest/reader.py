@@ -93,6 +93,8 @@ class _DecodedLines:
                 self.undecodable.append((self.number, None, raw.decode(self.encoding, "replace").rstrip("\r\n"),
                                          f"unparseable: not valid {self.encoding} text (byte {exc.start})"))
                 continue
+            if self.number == 1:
+                text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first column's name
             if not self.record:
                 self.record_start = self.number
             self.record.append(text)

@@ -141,3 +141,32 @@ def test_unknown_item_rows_keep_their_raw_line(spark, catalog, tmp_path):
     events, items = _movielens(tmp_path, ["1\t1\t4\t881250949", "1\t99\t4\t881250949"])
     run_ingest(spark, catalog, _config("movielens", [events], [items], max_bad_fraction=1.0))
     assert _quarantine(catalog)[2] == ("unknown item: 99", "1\t99\t4\t881250949", False)
+
+
+def test_a_file_that_breaks_off_fails_the_run_naming_it(spark, catalog, tmp_path):
+    import gzip
+
+    data = gzip.compress(b"".join(b"u%d a b c\n" % n for n in range(2000)))
+    truncated = tmp_path / "user_sequence.txt.gz"
+    truncated.write_bytes(data[: len(data) // 2])  # a gzip stream cut in the middle
+    with pytest.raises(IngestError, match=r"user_sequence.txt.gz is unreadable after row \d+: unreadable file: EOFError"):
+        run_ingest(spark, catalog, _config("sequences", [truncated]))
+    assert table_version(catalog.location("silver.events")) is None
+    corrupt = tmp_path / "events.parquet"
+    corrupt.write_bytes(b"PAR1 this is not a Parquet file")
+    with pytest.raises(IngestError, match=r"Parquet file .*events.parquet cannot be read"):
+        run_ingest(spark, catalog, _config("tabular", [corrupt], events_mapping=MAPPING))
+
+
+def test_byte_order_mark_crlf_and_deep_json_are_handled(spark, catalog, tmp_path):
+    csv = tmp_path / "excel.csv"
+    csv.write_bytes("\ufeffuid,sku,at,stars\r\nu1,i1,2026-11-01T10:00:00,4\r\n".encode())  # as Excel saves it
+    run_ingest(spark, catalog, _config("tabular", [csv], events_mapping=MAPPING))
+    assert _events(catalog) == [("u1", "i1", 4.0)]
+    deep = tmp_path / "reviews.json"
+    deep.write_text(json.dumps({"reviewerID": "A", "asin": "P", "overall": 5.0, "unixReviewTime": 1390000000})
+                    + "\n" + "[" * 100_000 + "\n")
+    meta = tmp_path / "meta.json"
+    meta.write_text(str({"asin": "P"}) + "\n")
+    run_ingest(spark, catalog, _config("amazon2014", [deep], [meta], max_bad_fraction=1.0))
+    assert _quarantine(catalog)[2][0].startswith("unparseable")
