@@ -101,7 +101,7 @@ def victims(root: str, kills: int, rows: int) -> list[dict]:
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_reliability", "--victim", root,
                                  json.dumps(write)], start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])})
-        time.sleep(rng.uniform(0.3, 2.0))  # import time is ~0.5 s: some die before, some during, some after
+        time.sleep(rng.uniform(0.1, 1.2))  # imports take ~0.5 s: some die before writing, some mid-write, some after
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     return planned
@@ -118,11 +118,13 @@ def audit(root: str, acked: list[dict], killed: list[dict]) -> dict:
     item_op = dict(zip(items.column("key").to_pylist(), items.column("op").to_pylist(), strict=True))
 
     expected = lost = partial = 0
+    killed_landed = 0
     for write, was_acked in [(w, True) for w in acked] + [(w, False) for w in killed]:
         if write["kind"] == "append":
             present = sum(1 for k in range(write["rows"]) if f"{write['op']}-{k}" in ids)
             if present not in (0, write["rows"]):
                 partial += 1
+            killed_landed += int(not was_acked and present > 0)
             if was_acked or present:
                 expected += write["rows"]
                 lost += write["rows"] - present
@@ -131,6 +133,7 @@ def audit(root: str, acked: list[dict], killed: list[dict]) -> dict:
             present = sum(1 for k in own if k in keys)
             if present not in (0, len(own)):
                 partial += 1
+            killed_landed += int(not was_acked and present > 0)
             if was_acked or present:
                 expected += len(own)
                 lost += len(own) - present
@@ -141,6 +144,7 @@ def audit(root: str, acked: list[dict], killed: list[dict]) -> dict:
         whole = len(ops) == 1 and all(planned_rows.get(op) == n for op, n in ops.items())
         if ops and not whole:
             partial += 1  # an overwritten day holds exactly one write's rows, all of them
+        killed_landed += sum(1 for op in ops if op.startswith("v"))
         if ops or any(w["day"] == day for w in acked if w["kind"] == "overwrite"):
             rows = max(planned_rows.values())
             expected += rows
@@ -160,6 +164,7 @@ def audit(root: str, acked: list[dict], killed: list[dict]) -> dict:
         "rows_lost": lost,
         "duplicated_rows": sum(n - 1 for n in ids.values() if n > 1) + sum(n - 1 for n in keys.values() if n > 1),
         "partial_writes": partial,
+        "killed_writes_that_had_committed": killed_landed,  # the rest died before their commit: no trace
     }
 
 
