@@ -87,8 +87,10 @@ def table_asset(table: str):
     from airflow.sdk import Asset
 
     layer, name = table.split(".", 1)
-    root = LAKEHOUSE if "://" in LAKEHOUSE else f"file://{os.path.abspath(LAKEHOUSE)}"
-    return Asset(name=table, uri=f"{root}/{layer}/{name}")
+    if "://" in LAKEHOUSE:
+        return Asset(name=table, uri=f"{LAKEHOUSE.rstrip('/')}/{layer}/{name}")
+    # percent-encoded, so a root with spaces or '#' still gives every table its own URI
+    return Asset(name=table, uri=(pathlib.Path(os.path.abspath(LAKEHOUSE)) / layer / name).as_uri())
 
 
 def rqvae_branch(train_task: str, assign_task: str):

@@ -16,6 +16,8 @@ from typing import Any
 
 EVENT_COLUMNS = ("user_id", "item_id", "ts", "event_type", "rating", "completion")
 ITEM_COLUMNS = ("item_id", "title", "brand", "categories", "description", "price")
+MAX_ID_CHARS = 1024  # an id longer than this is a broken row, not a key
+MAX_TEXT_CHARS = 1 << 20  # as the CSV reader's per-field limit
 _PRICE = re.compile(r"^\s*\$?\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*$")
 
 
@@ -45,8 +47,11 @@ def _id(raw: Mapping[str, Any], key: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise BadRow(f"missing key: {key}")
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise BadRow(f"bad type: column {key}: {value!r} is not an id")
-    return str(value).strip()
+        raise BadRow(f"bad type: column {key}: {str(value)[:80]!r} is not an id")
+    text = str(value).strip()
+    if len(text) > MAX_ID_CHARS:
+        raise BadRow(f"too large: column {key}: an id of {len(text):,} characters (limit {MAX_ID_CHARS:,})")
+    return text
 
 
 def _number(raw: Mapping[str, Any], key: str) -> float | None:
@@ -104,6 +109,8 @@ def _text(raw: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str | int | float):
         raise BadRow(f"bad type: column {key}: {type(value).__name__} is not text")
     text = str(value).strip()
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadRow(f"too large: column {key}: {len(text):,} characters (limit {MAX_TEXT_CHARS:,})")
     return text or None
 
 

@@ -125,3 +125,26 @@ def test_multi_event_line_is_all_or_nothing():
                           "raw": [None], "error": [None]})
     out = parse_lines(lines, fmt)
     assert len(out) == 1 and out.loc[0, "error"] == "missing key: item_id"
+
+
+def test_oversize_ids_and_texts_are_bad_rows():
+    with pytest.raises(BadRow, match="too large: column user_id"):
+        coerce_event({"user_id": "u" * 5000, "item_id": "i", "ts": 1390000000}, "x")
+    with pytest.raises(BadRow, match="too large: column description"):
+        coerce_item({"item_id": "i", "description": "d" * (2 << 20)})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1e400", float("nan")])
+def test_non_finite_numbers_are_bad_rows(value):
+    with pytest.raises(BadRow, match="bad value: column rating: .* is not a finite number"):
+        coerce_event({"user_id": "u", "item_id": "i", "ts": 1390000000, "rating": value}, "x")
+
+
+def test_implausible_times_are_bad_rows():
+    from pipelines.ingest.records import TimeRange
+
+    times = TimeRange(dt.datetime(1995, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 25, 23, 59, tzinfo=dt.UTC))
+    assert coerce_event({"user_id": "u", "item_id": "i", "ts": "2026-11-25T12:00:00Z"}, "x", times)["ts"].day == 25
+    for ts in (0, -1, "1969-12-31T23:59:59", "3000-01-01T00:00:00", 1_600_000_000_000_000):
+        with pytest.raises(BadRow, match="implausible value: column ts|out of range"):
+            coerce_event({"user_id": "u", "item_id": "i", "ts": ts}, "x", times)
