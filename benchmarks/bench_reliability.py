@@ -223,7 +223,7 @@ def main() -> None:
     figures["unreadable_tables"] = unreadable(root)
     before = orphans(root)
     for name in ("events", "items"):
-        vacuum_table(f"{root}/{name}", retention_hours=0)
+        vacuum_table(f"{root}/{name}", retention_hours=0, force=True)  # every writer has finished
     figures["orphan_files_before_vacuum"] = before
     figures["orphan_files_after_vacuum"] = orphans(root)
     figures["unreadable_tables"] += unreadable(root)

@@ -29,6 +29,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--retention-hours", type=float, default=DEFAULT_RETENTION_HOURS,
                         help="keep unreferenced files younger than this (default %(default)s = 7 days)")
     parser.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    parser.add_argument("--force-short-window", action="store_true",
+                        help="allow a window under 1 hour (only when no job is writing: it would lose their files)")
     add_common_args(parser, spark=False)
     return parser
 
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = catalog_from(args)
     for name in args.tables:
         result = vacuum_table(catalog.location(name), retention_hours=args.retention_hours, dry_run=args.dry_run,
-                              storage_options=catalog.storage_options or None)
+                              force=args.force_short_window, storage_options=catalog.storage_options or None)
         if result is None:
             continue
         verb = "would remove" if args.dry_run else "removed"

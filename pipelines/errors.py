@@ -34,6 +34,10 @@ class DeltaWriteError(TigertwinError, RuntimeError):
     """A write failed in a task or at commit; its files were removed and the table is as it was."""
 
 
+class UnsafeVacuumError(TigertwinError, ValueError):
+    """A vacuum window so short it could delete the files of a write that has not committed yet."""
+
+
 class MissingTableError(TigertwinError, FileNotFoundError):
     """A table the job reads has never been written."""
 

@@ -22,10 +22,14 @@ from pipelines.delta.commit import open_table
 from pipelines.delta.files import ABORT_MARKERS, filesystem_for
 from pipelines.delta.location import normalize_location
 from pipelines.delta.native import STAGING
+from pipelines.errors import UnsafeVacuumError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_HOURS = VACUUM_RETENTION_HOURS
+# Below this a vacuum can delete the files of a write that has not committed yet (its commit
+# would then name missing files): shorter windows need `force=True`, for when no job is writing.
+MIN_SAFE_RETENTION_HOURS = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,15 @@ def vacuum_table(
     *,
     retention_hours: float = DEFAULT_RETENTION_HOURS,
     dry_run: bool = False,
+    force: bool = False,
     storage_options: dict[str, str] | None = None,
 ) -> VacuumResult | None:
     """Remove (or, on a dry run, list) files no version needs, older than the window; None: no table."""
+    if retention_hours < MIN_SAFE_RETENTION_HOURS and not (force or dry_run):
+        raise UnsafeVacuumError(
+            f"a {retention_hours:g} h window can delete the files of a write in flight; use at least "
+            f"{MIN_SAFE_RETENTION_HOURS:g} h, or force it (`tigertwin vacuum --force-short-window`) only when "
+            "no job is writing")
     uri = normalize_location(uri)
     table = open_table(uri, storage_options)
     if table is None:

@@ -113,7 +113,7 @@ def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
     assert _counts(lakehouse) == first
     # The reruns replaced files; the weekly vacuum (window 0 here) removes every one no version needs.
     assert _orphans(lakehouse)
-    vacuum = json.dumps({"retention_hours": 0})
+    vacuum = json.dumps({"retention_hours": 0, "force_short_window": True})
     assert _airflow(["test", "lakehouse_maintenance", "2026-01-04", vacuum], tmp_path, lakehouse)["state"] == "success"
     assert _orphans(lakehouse) == set()
     assert _counts(lakehouse) == first

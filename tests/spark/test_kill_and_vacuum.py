@@ -112,8 +112,13 @@ def test_kill_during_the_events_write_leaves_the_table_and_vacuum_removes_the_de
     listed = {line.strip() for line in dry.stdout.splitlines()[1:]}
     assert dry.returncode == 0 and {str(pathlib.Path(o).relative_to(events_uri)) for o in orphans} <= listed
     assert _parquet_files(events_uri) - _referenced(events_uri) == orphans  # a dry run deletes nothing
-    real = subprocess.run(job_command("vacuum", "--lakehouse", catalog.config.root, "--retention-hours", "0"),
-                          env=job_env(), capture_output=True, text=True, timeout=300)
+    unforced = subprocess.run(job_command("vacuum", "--lakehouse", catalog.config.root, "--retention-hours", "0"),
+                              env=job_env(), capture_output=True, text=True, timeout=300)
+    assert unforced.returncode == 2 and "UnsafeVacuumError" in unforced.stderr  # a 0 h window is a footgun
+    assert _parquet_files(events_uri) - _referenced(events_uri) == orphans
+    real = subprocess.run(job_command("vacuum", "--lakehouse", catalog.config.root, "--retention-hours", "0",
+                                      "--force-short-window"), env=job_env(), capture_output=True, text=True,
+                          timeout=300)
     assert real.returncode == 0, real.stderr
     assert _parquet_files(events_uri) == _referenced(events_uri)  # no orphan left
     assert _state(spark, catalog)[1] == before
