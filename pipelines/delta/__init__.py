@@ -3,46 +3,44 @@
     write_table(spark, catalog, "silver.events", df, mode="overwrite", replace_partitions=[...])
     read_table(spark, catalog, "silver.events", version=3)
 
-Writes go through the `tigertwin_delta` Python data source (Parquet on the
-executors, one delta-rs commit on the driver). Reads take the snapshot's file
-list from delta-rs and let Spark's native Parquet reader scan it. When the
-session has the Delta connector, both use `format("delta")` instead.
+Writes (writes.py) land as one delta-rs commit, checked against the version
+the data was read at (commit.py); the files come from Spark's own Parquet
+writer on local filesystems (native.py), from the `tigertwin_delta` Python data
+source on object stores (source.py), or from pyarrow without Spark. Reads
+(reads.py) take the snapshot's file list from delta-rs and let Spark's Parquet
+reader or pyarrow scan it. With the Delta connector, both use `format("delta")`.
+This module only re-exports the public names.
 """
 
-from __future__ import annotations
-
-import json
-import logging
-import re
-import time
-import uuid
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, Literal, TypeVar
-
-import pyarrow as pa
-
-from pipelines.delta.commit import (
-    ConcurrentWriteError,
-    SchemaMismatchError,
-    WriteMode,
-    check_schema,
-    commit_files,
-    open_table,
+from pipelines.delta.commit import ConcurrentWriteError, SchemaMismatchError, WriteMode
+from pipelines.delta.reads import (
+    data_files,
+    has_delta_connector,
+    read_delta,
+    read_delta_arrow,
+    read_table,
+    read_table_arrow,
+    table_version,
 )
-from pipelines.delta.files import PartitionedFileWriter, delete_files_of_write, filesystem_for
-from pipelines.delta.location import data_file_path, is_uri, normalize_location
-from pipelines.errors import DeltaWriteError, EmptyOverwriteError, MissingTableError, TigertwinError
-from pipelines.tables import Catalog, get_spec
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+from pipelines.delta.writes import (
+    AT_WRITE_START,
+    ReadVersion,
+    retry_on_conflict,
+    upsert_arrow,
+    write_delta,
+    write_delta_arrow,
+    write_table,
+)
+from pipelines.errors import DeltaWriteError, EmptyOverwriteError
 
 __all__ = [
     "AT_WRITE_START",
     "ConcurrentWriteError",
     "DeltaWriteError",
     "EmptyOverwriteError",
+    "ReadVersion",
     "SchemaMismatchError",
+    "WriteMode",
     "data_files",
     "has_delta_connector",
     "read_delta",
@@ -56,381 +54,3 @@ __all__ = [
     "write_delta_arrow",
     "write_table",
 ]
-
-# read_version default: the data does not depend on the table, so only writes that land while
-# this one runs can conflict with it.
-AT_WRITE_START: Final = "at_write_start"
-ReadVersion = int | None | Literal["at_write_start"]
-
-log = logging.getLogger(__name__)
-
-
-def has_delta_connector(spark: SparkSession) -> bool:
-    """True when the session was built with Delta's JVM connector (then `format("delta")` is used)."""
-    return "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or "")
-
-
-def _arrow_schema_of(df: DataFrame) -> pa.Schema:
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    return to_arrow_schema(df.schema, timezone="UTC")
-
-
-def _resolve_read_version(uri: str, read_version: ReadVersion, storage_options: dict[str, str] | None) -> int | None:
-    return table_version(uri, storage_options) if read_version == AT_WRITE_START else read_version
-
-
-def write_delta(
-    spark: SparkSession,
-    df: DataFrame,
-    uri: str,
-    *,
-    mode: WriteMode,
-    schema: pa.Schema | None = None,
-    partition_by: Sequence[str] = (),
-    replace_partitions: Sequence[dict[str, object]] | None = None,
-    read_version: ReadVersion = AT_WRITE_START,
-    allow_empty: bool = False,
-    storage_options: dict[str, str] | None = None,
-    custom_metadata: dict[str, str] | None = None,
-) -> int:
-    """Write `df` to the Delta table at `uri` in one atomic commit; returns the new version.
-
-    `schema` is the table's Arrow schema (the DataFrame's when None); columns are
-    matched by name and a mismatch raises SchemaMismatchError naming the column.
-    `replace_partitions` (with mode="overwrite") replaces only those partitions.
-    `read_version` is the table version `df` was derived from (a read-modify-write
-    passes the version it read); an overwrite conflicting with commits made since
-    raises ConcurrentWriteError (see commit.py). An overwrite of a non-empty table
-    with no rows raises EmptyOverwriteError unless `allow_empty`.
-    """
-    if mode not in ("append", "overwrite"):
-        raise ValueError(f"mode must be 'append' or 'overwrite', got {mode!r}")
-    if replace_partitions is not None and mode != "overwrite":
-        raise ValueError("replace_partitions needs mode='overwrite'")
-    uri = normalize_location(uri)
-    read_version = _resolve_read_version(uri, read_version, storage_options)
-    target = schema if schema is not None else _arrow_schema_of(df)
-    check_schema(target, _arrow_schema_of(df), f"writing {uri}")
-    df = df.select(*target.names)
-    if partition_by:  # one task per partition value -> one file per partition, not one per task
-        df = df.repartition(*partition_by)
-
-    if has_delta_connector(spark):
-        return _write_with_connector(spark, df, uri, mode, partition_by, replace_partitions)
-    if not is_uri(uri):  # a local or mounted filesystem: Spark's own Parquet writer, ~2x faster
-        return _write_native(df, uri, target, mode, partition_by, replace_partitions, read_version, allow_empty,
-                             storage_options, custom_metadata)
-
-    from pipelines.delta.source import FORMAT_NAME, DeltaDataSource, encode_schema
-
-    spark.dataSource.register(DeltaDataSource)
-    write_id = uuid.uuid4().hex[:16]
-    writer = (
-        df.write.format(FORMAT_NAME)
-        .mode(mode)
-        .option("path", uri)
-        .option("schema", encode_schema(target))
-        .option("write_id", write_id)
-        .option("partition_by", ",".join(partition_by))
-        .option("read_version", json.dumps(read_version))
-        .option("allow_empty", str(allow_empty).lower())
-        .option("storage_options", json.dumps(storage_options or {}))
-        .option("custom_metadata", json.dumps(custom_metadata or {}))
-    )
-    if replace_partitions is not None:
-        writer = writer.option("replace_partitions", json.dumps(list(replace_partitions), default=str))
-    log.info("writing %s (mode=%s, read at version %s, write id %s)", uri, mode, read_version, write_id)
-    try:
-        writer.save()
-    except Exception as exc:
-        cause = _python_error(exc)
-        if isinstance(cause, ConcurrentWriteError | EmptyOverwriteError | SchemaMismatchError):
-            raise cause from exc
-        raise DeltaWriteError(f"writing {uri} failed, table unchanged: {_python_cause(exc)}") from exc
-    version = table_version(uri, storage_options)
-    assert version is not None, f"commit to {uri} left no table"
-    return version
-
-
-def _write_native(
-    df: DataFrame,
-    uri: str,
-    schema: pa.Schema,
-    mode: WriteMode,
-    partition_by: Sequence[str],
-    replace_partitions: Sequence[dict[str, object]] | None,
-    read_version: int | None,
-    allow_empty: bool,
-    storage_options: dict[str, str] | None,
-    custom_metadata: dict[str, str] | None,
-) -> int:
-    from pipelines.delta import native
-
-    write_id = uuid.uuid4().hex[:16]
-    log.info("writing %s (mode=%s, read at version %s, write id %s)", uri, mode, read_version, write_id)
-    fs, root = filesystem_for(uri, storage_options)
-    try:
-        files = native.write_files(df, root, schema, partition_by, write_id)
-        return commit_files(
-            uri, schema, files, mode=mode, read_version=read_version, partition_by=partition_by,
-            replace_partitions=replace_partitions, storage_options=storage_options,
-            custom_metadata=custom_metadata, allow_empty=allow_empty,
-        )
-    except BaseException as exc:
-        removed = delete_files_of_write(fs, root, write_id)
-        log.warning("write %s to %s failed; removed %d file(s)", write_id, uri, len(removed))
-        if isinstance(exc, TigertwinError) or not isinstance(exc, Exception):
-            raise
-        marker = re.search(rf"column '[^']+' {native.NOT_NULL_MARKER}[^\n\]]*", str(exc))
-        cause = marker.group() if marker else _python_cause(exc)
-        raise DeltaWriteError(f"writing {uri} failed, table unchanged: {cause}") from exc
-
-
-def write_delta_arrow(
-    data: pa.Table,
-    uri: str,
-    *,
-    mode: WriteMode,
-    schema: pa.Schema,
-    partition_by: Sequence[str] = (),
-    replace_partitions: Sequence[dict[str, object]] | None = None,
-    read_version: ReadVersion = AT_WRITE_START,
-    allow_empty: bool = False,
-    storage_options: dict[str, str] | None = None,
-    custom_metadata: dict[str, str] | None = None,
-) -> int:
-    """The same write without Spark (GPU workers, tools): this process writes the files and commits."""
-    uri = normalize_location(uri)
-    read_version = _resolve_read_version(uri, read_version, storage_options)
-    fs, root = filesystem_for(uri, storage_options)
-    write_id = uuid.uuid4().hex[:16]
-    writer = PartitionedFileWriter(schema, tuple(partition_by), write_id, fs, root)
-    try:
-        for batch in data.to_batches():
-            writer.write(batch)
-        files = writer.close()
-        return commit_files(
-            uri, schema, files, mode=mode, read_version=read_version, partition_by=partition_by,
-            replace_partitions=replace_partitions, storage_options=storage_options,
-            custom_metadata=custom_metadata, allow_empty=allow_empty,
-        )
-    except BaseException:
-        delete_files_of_write(fs, root, write_id)
-        raise
-
-
-def read_delta_arrow(
-    uri: str,
-    *,
-    version: int | None = None,
-    schema: pa.Schema | None = None,
-    columns: Sequence[str] | None = None,
-    storage_options: dict[str, str] | None = None,
-) -> tuple[pa.Table, int]:
-    """(snapshot as Arrow, its version) without Spark: for the torch jobs, which may run on GPU
-    workers without a JVM. Partition columns come back from the hive-style paths; `schema`
-    (default: the table's) is what the files are read as."""
-    import pyarrow.dataset as ds
-
-    uri = normalize_location(uri)
-    table = open_table(uri, storage_options, version)
-    if table is None:
-        raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
-    schema = schema if schema is not None else pa.schema(table.schema().to_arrow())
-    wanted = list(columns) if columns else None
-    files = data_files(table, uri)
-    if not files:
-        empty = schema.empty_table()
-        return (empty.select(wanted) if wanted else empty), table.version()
-    fs, base = filesystem_for(uri, storage_options)
-    paths = files if not is_uri(uri) else [filesystem_for(f, storage_options)[1] for f in files]
-    partition_by = list(table.metadata().partition_columns)
-    partitioning = ds.partitioning(pa.schema([schema.field(c) for c in partition_by]), flavor="hive")
-    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
-                         partitioning=partitioning, partition_base_dir=base)
-    return dataset.to_table(columns=wanted), table.version()
-
-
-def upsert_arrow(
-    rows: pa.Table, uri: str, *, key: Sequence[str], schema: pa.Schema,
-    storage_options: dict[str, str] | None = None, custom_metadata: dict[str, str] | None = None,
-) -> int:
-    """Insert or replace `rows` by `key` (copy-on-write of the whole table, one commit, no Spark).
-
-    A concurrent writer's commit sends it back to a fresh read (retry_on_conflict), so two
-    upserts never lose each other's rows.
-    """
-
-    def attempt() -> int:
-        read_version = table_version(uri, storage_options)
-        merged = rows
-        if read_version is not None:
-            current, _ = read_delta_arrow(uri, version=read_version, storage_options=storage_options)
-            kept = current.join(rows.select(list(key)), keys=list(key), join_type="left anti")
-            merged = pa.concat_tables([kept.select(schema.names).cast(schema), rows.select(schema.names).cast(schema)])
-        return write_delta_arrow(merged, uri, mode="overwrite", schema=schema, read_version=read_version,
-                                 storage_options=storage_options, custom_metadata=custom_metadata)
-
-    return retry_on_conflict(attempt, what=f"upsert into {uri}", attempts=20)
-
-
-T = TypeVar("T")
-
-
-def retry_on_conflict(attempt: Callable[[], T], *, what: str, attempts: int = 5) -> T:
-    """Run a read-modify-write, re-reading after a ConcurrentWriteError; bounded, each retry logged."""
-    for number in range(1, attempts + 1):
-        try:
-            return attempt()
-        except ConcurrentWriteError as exc:
-            if number == attempts:
-                raise
-            log.warning("%s: %s; retrying from a fresh read (%d/%d)", what, exc, number, attempts - 1)
-            time.sleep(0.2 * number)
-    raise AssertionError("unreachable")
-
-
-def _python_error(exc: BaseException) -> Exception | None:
-    """The project error raised on the driver inside Spark's commit (Spark wraps it), if any."""
-    from pipelines import errors
-
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, errors.TigertwinError):
-            return seen
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    name_and_message = _python_cause(exc)
-    name, _, message = name_and_message.partition(": ")
-    cls = getattr(errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, errors.TigertwinError) and message:
-        return cls(message)
-    return None
-
-
-def _python_cause(exc: Exception) -> str:
-    """The Python error inside Spark's wrapping (the message people need), else the first line."""
-    text = str(exc)
-    causes = re.findall(r"^(?:\w+\.)*(\w+(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
-    python_side = [c for c in causes if not c[0].startswith(("Py4J", "Spark", "Python"))]
-    if python_side:
-        name, message = python_side[-1]
-        return f"{name}: {message}"
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-def data_files(table, uri: str) -> list[str]:
-    """The snapshot's data files as paths Spark and pyarrow read as they are (not percent-encoded)."""
-    root = normalize_location(uri)
-    paths = pa.table(table.get_add_actions(flatten=False)).column("path").to_pylist()
-    return [data_file_path(root, p) for p in paths]
-
-
-def read_delta(
-    spark: SparkSession,
-    uri: str,
-    *,
-    version: int | None = None,
-    storage_options: dict[str, str] | None = None,
-) -> DataFrame:
-    """The table's current snapshot, or `version` (time travel), as a Spark DataFrame."""
-    uri = normalize_location(uri)
-    if has_delta_connector(spark):
-        reader = spark.read.format("delta")
-        if version is not None:
-            reader = reader.option("versionAsOf", version)
-        return reader.load(uri)
-
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    table = open_table(uri, storage_options, version)
-    if table is None:
-        raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
-    arrow_schema = pa.schema(table.schema().to_arrow())
-    spark_schema = from_arrow_schema(arrow_schema)
-    files = data_files(table, uri)
-    if not files:
-        return spark.createDataFrame([], spark_schema)
-    return (
-        spark.read.schema(spark_schema)
-        .option("basePath", uri)
-        .option("__globPaths__", "false")  # a path with [ ] { } * ? is a name, not a pattern
-        .parquet(*files)
-        .select(*arrow_schema.names)
-    )
-
-
-def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:
-    table = open_table(uri, storage_options)
-    return None if table is None else table.version()
-
-
-def write_table(
-    spark: SparkSession,
-    catalog: Catalog,
-    name: str,
-    df: DataFrame,
-    *,
-    mode: WriteMode,
-    replace_partitions: Sequence[dict[str, object]] | None = None,
-    read_version: ReadVersion = AT_WRITE_START,
-    allow_empty: bool = False,
-    custom_metadata: dict[str, str] | None = None,
-) -> int:
-    """Write a catalog table with its schema and partitioning enforced."""
-    spec = get_spec(name)
-    return write_delta(
-        spark,
-        df,
-        catalog.location(name),
-        mode=mode,
-        schema=spec.schema,
-        partition_by=spec.partition_by,
-        replace_partitions=replace_partitions,
-        read_version=read_version,
-        allow_empty=allow_empty,
-        storage_options=catalog.storage_options or None,
-        custom_metadata=custom_metadata,
-    )
-
-
-def read_table(
-    spark: SparkSession, catalog: Catalog, name: str, *, version: int | None = None
-) -> DataFrame:
-    get_spec(name)
-    return read_delta(
-        spark, catalog.location(name), version=version, storage_options=catalog.storage_options or None
-    )
-
-
-def read_table_arrow(
-    catalog: Catalog, name: str, *, columns: Sequence[str] | None = None, version: int | None = None
-) -> tuple[pa.Table, int]:
-    """A catalog table's snapshot as Arrow with its declared schema, and its version (no Spark)."""
-    spec = get_spec(name)
-    return read_delta_arrow(catalog.location(name), version=version, schema=spec.schema, columns=columns,
-                            storage_options=catalog.storage_options or None)
-
-
-def _write_with_connector(
-    spark: SparkSession,
-    df: DataFrame,
-    uri: str,
-    mode: WriteMode,
-    partition_by: Sequence[str],
-    replace_partitions: Sequence[dict[str, object]] | None,
-) -> int:
-    """The same write through Delta's own JVM connector, where the session has it."""
-    from delta.tables import DeltaTable as SparkDeltaTable
-
-    writer = df.write.format("delta").mode(mode)
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    if replace_partitions is not None:
-        clauses = [
-            "(" + " AND ".join(f"`{c}` = '{v}'" for c, v in p.items()) + ")" for p in replace_partitions
-        ]
-        writer = writer.option("replaceWhere", " OR ".join(clauses) or "false")
-    writer.save(uri)
-    return SparkDeltaTable.forPath(spark, uri).history(1).collect()[0]["version"]
-
