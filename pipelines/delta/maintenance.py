@@ -12,6 +12,7 @@ are never broken.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -58,7 +59,8 @@ def vacuum_table(
     if table is None:
         return None
     files = table.vacuum(
-        retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False, full=True,
+        # delta-rs takes whole hours: round up, never keep less than asked
+        retention_hours=math.ceil(retention_hours), dry_run=dry_run, enforce_retention_duration=False, full=True,
     )
     markers = _old_entries(uri, ABORT_MARKERS, storage_options, retention_hours)
     staging = _old_entries(uri, STAGING, storage_options, retention_hours)

@@ -7,15 +7,12 @@ paths so any local root works.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from pipelines.delta.commit import (
-    open_table,
-)
+from pipelines.delta.commit import open_table
 from pipelines.delta.files import filesystem_for
 from pipelines.delta.location import data_file_path, is_uri, normalize_location
 from pipelines.errors import MissingTableError
@@ -23,9 +20,6 @@ from pipelines.tables import Catalog, get_spec
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-log = logging.getLogger(__name__)
-
 
 def has_delta_connector(spark: SparkSession) -> bool:
     """True when the session was built with Delta's JVM connector (then `format("delta")` is used)."""

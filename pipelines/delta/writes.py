@@ -24,7 +24,12 @@ from pipelines.delta.commit import (
     check_schema,
     commit_files,
 )
-from pipelines.delta.files import PartitionedFileWriter, delete_files_of_write, filesystem_for
+from pipelines.delta.files import (
+    DataFile,
+    PartitionedFileWriter,
+    delete_files_of_write,
+    filesystem_for,
+)
 from pipelines.delta.location import is_uri, normalize_location
 from pipelines.delta.reads import has_delta_connector, read_delta_arrow, table_version
 from pipelines.errors import DeltaWriteError, EmptyOverwriteError, TigertwinError
@@ -37,8 +42,6 @@ log = logging.getLogger(__name__)
 
 
 AT_WRITE_START: Final = "at_write_start"
-
-
 ReadVersion = int | None | Literal["at_write_start"]
 
 
@@ -139,24 +142,48 @@ def _write_native(
 ) -> int:
     from pipelines.delta import native
 
+    def spark_files(root: str, write_id: str) -> list[DataFile]:
+        return native.write_files(df, root, schema, partition_by, write_id)
+
+    try:
+        return _write_and_commit(spark_files, uri, schema, mode, partition_by, replace_partitions, read_version,
+                                 allow_empty, storage_options, custom_metadata)
+    except TigertwinError:
+        raise
+    except Exception as exc:  # a Spark task failed: name the column when it was a NOT NULL one
+        marker = re.search(rf"column '[^']+' {native.NOT_NULL_MARKER}[^\n\]]*", str(exc))
+        cause = marker.group() if marker else _python_cause(exc)
+        raise DeltaWriteError(f"writing {uri} failed, table unchanged: {cause}") from exc
+
+
+def _write_and_commit(
+    write_files: Callable[[str, str], list[DataFile]],
+    uri: str,
+    schema: pa.Schema,
+    mode: WriteMode,
+    partition_by: Sequence[str],
+    replace_partitions: Sequence[dict[str, object]] | None,
+    read_version: int | None,
+    allow_empty: bool,
+    storage_options: dict[str, str] | None,
+    custom_metadata: dict[str, str] | None,
+) -> int:
+    """`write_files(root, write_id)` writes this process's data files; then one commit. On any
+    failure every file carrying the write id is removed, so the table directory is as it was."""
     write_id = uuid.uuid4().hex[:16]
     log.info("writing %s (mode=%s, read at version %s, write id %s)", uri, mode, read_version, write_id)
     fs, root = filesystem_for(uri, storage_options)
     try:
-        files = native.write_files(df, root, schema, partition_by, write_id)
+        files = write_files(root, write_id)
         return commit_files(
             uri, schema, files, mode=mode, read_version=read_version, partition_by=partition_by,
             replace_partitions=replace_partitions, storage_options=storage_options,
             custom_metadata=custom_metadata, allow_empty=allow_empty,
         )
-    except BaseException as exc:
+    except BaseException:
         removed = delete_files_of_write(fs, root, write_id)
         log.warning("write %s to %s failed; removed %d file(s)", write_id, uri, len(removed))
-        if isinstance(exc, TigertwinError) or not isinstance(exc, Exception):
-            raise
-        marker = re.search(rf"column '[^']+' {native.NOT_NULL_MARKER}[^\n\]]*", str(exc))
-        cause = marker.group() if marker else _python_cause(exc)
-        raise DeltaWriteError(f"writing {uri} failed, table unchanged: {cause}") from exc
+        raise
 
 
 def write_delta_arrow(
@@ -175,21 +202,16 @@ def write_delta_arrow(
     """The same write without Spark (GPU workers, tools): this process writes the files and commits."""
     uri = normalize_location(uri)
     read_version = _resolve_read_version(uri, read_version, storage_options)
-    fs, root = filesystem_for(uri, storage_options)
-    write_id = uuid.uuid4().hex[:16]
-    writer = PartitionedFileWriter(schema, tuple(partition_by), write_id, fs, root)
-    try:
+
+    def arrow_files(root: str, write_id: str) -> list[DataFile]:
+        fs, _ = filesystem_for(uri, storage_options)
+        writer = PartitionedFileWriter(schema, tuple(partition_by), write_id, fs, root)
         for batch in data.to_batches():
             writer.write(batch)
-        files = writer.close()
-        return commit_files(
-            uri, schema, files, mode=mode, read_version=read_version, partition_by=partition_by,
-            replace_partitions=replace_partitions, storage_options=storage_options,
-            custom_metadata=custom_metadata, allow_empty=allow_empty,
-        )
-    except BaseException:
-        delete_files_of_write(fs, root, write_id)
-        raise
+        return writer.close()
+
+    return _write_and_commit(arrow_files, uri, schema, mode, partition_by, replace_partitions, read_version,
+                             allow_empty, storage_options, custom_metadata)
 
 
 def upsert_arrow(

@@ -305,6 +305,7 @@ def split_events(
     events = events.join(items.select("item_id"), "item_id", "left_semi").localCheckpoint()
     n_unknown, n_known = unknown.count(), events.count()
     counts["events_read"] = n_known + n_unknown
+    counts["events_unknown_item"] = n_unknown
     events = latest_per_key(events, list(SILVER_EVENTS.key)).localCheckpoint()
     counts["events_duplicates_removed"] = n_known - events.count()
     if config.k_core > 0:
@@ -329,7 +330,7 @@ def quarantine_and_gate(
     by_reason: dict[str, int] = {}
     checks = []
     inputs: list[tuple[str, DataFrame, DataFrame | None, int]] = [
-        (SILVER_EVENTS.name, staged.events, unknown, counts["events_read"] - unknown.count())
+        (SILVER_EVENTS.name, staged.events, unknown, counts["events_read"] - counts["events_unknown_item"])
     ]
     if staged.items is not None:
         inputs.append((SILVER_ITEMS.name, staged.items, None, counts["items_read"]))
