@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 import pyarrow as pa
@@ -94,8 +95,8 @@ def write_delta(
     if has_delta_connector(spark):
         return _write_with_connector(spark, df, uri, mode, partition_by, replace_partitions)
     if not is_uri(uri):  # a local or mounted filesystem: Spark's own Parquet writer, ~2x faster
-        return _write_native(df, uri, target, mode, partition_by, replace_partitions, read_version, allow_empty,
-                             storage_options, custom_metadata)
+        return _write_native(df, PendingCommit(uri, target, mode, partition_by, replace_partitions, read_version,
+                                               allow_empty, storage_options, custom_metadata))
 
     from pipelines.delta.source import FORMAT_NAME, DeltaDataSource, encode_schema
 
@@ -128,61 +129,57 @@ def write_delta(
     return version
 
 
-def _write_native(
-    df: DataFrame,
-    uri: str,
-    schema: pa.Schema,
-    mode: WriteMode,
-    partition_by: Sequence[str],
-    replace_partitions: Sequence[dict[str, object]] | None,
-    read_version: int | None,
-    allow_empty: bool,
-    storage_options: dict[str, str] | None,
-    custom_metadata: dict[str, str] | None,
-) -> int:
+@dataclass(frozen=True)
+class PendingCommit:
+    """Everything the driver's commit needs besides the files: one object instead of nine arguments."""
+
+    uri: str
+    schema: pa.Schema
+    mode: WriteMode
+    partition_by: Sequence[str]
+    replace_partitions: Sequence[dict[str, object]] | None
+    read_version: int | None
+    allow_empty: bool
+    storage_options: dict[str, str] | None
+    custom_metadata: dict[str, str] | None
+
+    def of(self, files: list[DataFile]) -> int:
+        return commit_files(
+            self.uri, self.schema, files, mode=self.mode, read_version=self.read_version,
+            partition_by=self.partition_by, replace_partitions=self.replace_partitions,
+            storage_options=self.storage_options, custom_metadata=self.custom_metadata,
+            allow_empty=self.allow_empty,
+        )
+
+
+def _write_native(df: DataFrame, commit: PendingCommit) -> int:
     from pipelines.delta import native
 
     def spark_files(root: str, write_id: str) -> list[DataFile]:
-        return native.write_files(df, root, schema, partition_by, write_id)
+        return native.write_files(df, root, commit.schema, commit.partition_by, write_id)
 
     try:
-        return _write_and_commit(spark_files, uri, schema, mode, partition_by, replace_partitions, read_version,
-                                 allow_empty, storage_options, custom_metadata)
+        return _write_and_commit(spark_files, commit)
     except TigertwinError:
         raise
     except Exception as exc:  # a Spark task failed: name the column when it was a NOT NULL one
         marker = re.search(rf"column '[^']+' {native.NOT_NULL_MARKER}[^\n\]]*", str(exc))
         cause = marker.group() if marker else _python_cause(exc)
-        raise DeltaWriteError(f"writing {uri} failed, table unchanged: {cause}") from exc
+        raise DeltaWriteError(f"writing {commit.uri} failed, table unchanged: {cause}") from exc
 
 
-def _write_and_commit(
-    write_files: Callable[[str, str], list[DataFile]],
-    uri: str,
-    schema: pa.Schema,
-    mode: WriteMode,
-    partition_by: Sequence[str],
-    replace_partitions: Sequence[dict[str, object]] | None,
-    read_version: int | None,
-    allow_empty: bool,
-    storage_options: dict[str, str] | None,
-    custom_metadata: dict[str, str] | None,
-) -> int:
+def _write_and_commit(write_files: Callable[[str, str], list[DataFile]], commit: PendingCommit) -> int:
     """`write_files(root, write_id)` writes this process's data files; then one commit. On any
     failure every file carrying the write id is removed, so the table directory is as it was."""
     write_id = uuid.uuid4().hex[:16]
-    log.info("writing %s (mode=%s, read at version %s, write id %s)", uri, mode, read_version, write_id)
-    fs, root = filesystem_for(uri, storage_options)
+    log.info("writing %s (mode=%s, read at version %s, write id %s)", commit.uri, commit.mode,
+             commit.read_version, write_id)
+    fs, root = filesystem_for(commit.uri, commit.storage_options)
     try:
-        files = write_files(root, write_id)
-        return commit_files(
-            uri, schema, files, mode=mode, read_version=read_version, partition_by=partition_by,
-            replace_partitions=replace_partitions, storage_options=storage_options,
-            custom_metadata=custom_metadata, allow_empty=allow_empty,
-        )
+        return commit.of(write_files(root, write_id))
     except BaseException:
         removed = delete_files_of_write(fs, root, write_id)
-        log.warning("write %s to %s failed; removed %d file(s)", write_id, uri, len(removed))
+        log.warning("write %s to %s failed; removed %d file(s)", write_id, commit.uri, len(removed))
         raise
 
 
@@ -210,8 +207,8 @@ def write_delta_arrow(
             writer.write(batch)
         return writer.close()
 
-    return _write_and_commit(arrow_files, uri, schema, mode, partition_by, replace_partitions, read_version,
-                             allow_empty, storage_options, custom_metadata)
+    return _write_and_commit(arrow_files, PendingCommit(uri, schema, mode, partition_by, replace_partitions,
+                                                        read_version, allow_empty, storage_options, custom_metadata))
 
 
 def upsert_arrow(
