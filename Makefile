@@ -48,15 +48,15 @@ airflow: venv
 	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(VENV)/bin/airflow standalone
 
 bench-delta: venv
-	$(PY) benchmarks/bench_delta_io.py
+	$(PY) -m benchmarks.bench_delta_io
 
 bench: venv  ## every benchmark (about 2 hours on 2 cores); figures in benchmarks/results/
-	$(PY) benchmarks/bench_delta_io.py
-	$(PY) benchmarks/bench_clustering.py
-	$(PY) benchmarks/bench_semantic_ids.py
-	$(PY) benchmarks/bench_tiger.py --size cpu --minutes 25
-	$(PY) benchmarks/bench_twin.py
-	$(PY) benchmarks/bench_pipeline.py
+	$(PY) -m benchmarks.bench_delta_io
+	$(PY) -m benchmarks.bench_clustering
+	$(PY) -m benchmarks.bench_semantic_ids
+	$(PY) -m benchmarks.bench_tiger --size cpu-bench --minutes 25
+	$(PY) -m benchmarks.bench_twin
+	$(PY) -m benchmarks.bench_pipeline
 
 clean:
 	rm -rf $(LAKEHOUSE) data artifacts plots airflow_home spark-warehouse .pytest_cache benchmarks/.work

@@ -1,6 +1,6 @@
 """TWIN-V2 hierarchical clustering: throughput, scaling, quality, vs. scikit-learn in the same run.
 
-    python benchmarks/bench_clustering.py [--quick]
+    python -m benchmarks.bench_clustering [--quick]
 
 - events/s on synthetic users of 10^3, 10^4 and 10^5 events, and the fitted
   exponent of time vs. length (target: near-linear, ~1);
@@ -20,23 +20,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import RESULTS, write_results  # noqa: E402
-from pipelines.clustering import ClusteringConfig, cluster_history, mean_within_cluster_cosine  # noqa: E402
-from pipelines.ingest.synthetic import (  # noqa: E402
+from benchmarks.common import RESULTS, write_results
+from pipelines.behavior.clustering import cluster_history, mean_within_cluster_cosine
+from pipelines.behavior.config import ClusteringConfig
+from pipelines.ingest.synthetic import (
     SynthConfig,
     generate_events,
     generate_items,
     synthetic_item_embeddings,
 )
-from pipelines.plots import plot_cluster_sizes  # noqa: E402
+from pipelines.plots import plot_cluster_sizes
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 GAMMA = 20

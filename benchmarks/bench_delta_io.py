@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import timings, write_results
-from pipelines.config import SparkConfig
-from pipelines.delta import read_delta, write_delta
-from pipelines.spark import build_spark_session
+from pipelines.lakehouse.config import SparkConfig
+from pipelines.lakehouse.delta import read_delta, write_delta
+from pipelines.lakehouse.spark import build_spark_session
 
 
 def main() -> None:

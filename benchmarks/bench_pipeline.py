@@ -1,6 +1,6 @@
 """The three DAGs end to end on MovieLens-100K with dag.test(): each task's wall time.
 
-    python benchmarks/bench_pipeline.py [--tiger-size debug] [--tiger-epochs 2]
+    python -m benchmarks.bench_pipeline [--tiger-size demo] [--tiger-epochs 2]
 
 Airflow runs in a scratch AIRFLOW_HOME (SQLite) on Spark local[*]; the
 lakehouse and artifacts go to benchmarks/.work/pipeline/. The nightly models
@@ -18,6 +18,10 @@ import pathlib
 import shutil
 import subprocess
 import sys
+
+from benchmarks.common import write_results
+from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT
+from pipelines.presets import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -43,7 +47,7 @@ def child(conf: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tiger-size", default="debug", choices=["debug", "paper"])
+    parser.add_argument("--tiger-size", default="demo", choices=list(PRESETS))
     parser.add_argument("--tiger-epochs", type=int, default=2)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -54,23 +58,22 @@ def main() -> None:
         raise SystemExit(f"ml-100k not found under {SHARED}")
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    conf = {"format": "movielens", "path": str(SHARED / "ml-100k"), "tiger_size": args.tiger_size,
-            "tiger_epochs": args.tiger_epochs, "tiger_max_minutes": 30, "twin_epochs": 5, "top_k": 100,
-            "final_k": 20, "rqvae_epochs": 300}
+    # the nightly lists at their real depth and length, small models (this measures the jobs, not quality)
+    paper = PRESETS["paper"]
+    conf = {"format": "movielens", "path": str(SHARED / "ml-100k"), **PRESETS[args.tiger_size].dag_conf(args.tiger_size),
+            "tiger_epochs": args.tiger_epochs, "tiger_max_minutes": 30, "twin_epochs": 5,
+            "rerank_depth": paper.rerank.depth, "final_k": paper.rerank.final_k, "rqvae_epochs": 300}
     env = {**os.environ, "AIRFLOW_HOME": str(WORK / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[*]"}',
-           "TIGERTWIN_LAKEHOUSE_ROOT": str(WORK / "lakehouse"), "TIGERTWIN_ARTIFACTS_ROOT": str(WORK / "artifacts"),
+           ENV_LAKEHOUSE_ROOT: str(WORK / "lakehouse"), ENV_ARTIFACTS_ROOT: str(WORK / "artifacts"),
            "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(ROOT),
            "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(conf)], env=env, cwd=WORK,
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "--child", json.dumps(conf)], env=env, cwd=WORK,
                           capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         raise SystemExit(done.stdout[-4000:] + done.stderr[-4000:])
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.common import write_results
-
     dags = json.loads(lines[-1][len("RESULT "):])
     for dag_id, result in dags.items():
         print(f"{dag_id} ({result['state']}, {result['dag_seconds']:.0f}s): {result['task_seconds']}")

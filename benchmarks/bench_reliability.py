@@ -38,15 +38,15 @@ from collections import Counter, defaultdict
 import pyarrow as pa
 
 from benchmarks.common import write_results
-from pipelines.delta import (
+from pipelines.lakehouse.delta import (
     data_files,
     read_delta_arrow,
     retry_on_conflict,
     upsert_arrow,
     write_delta_arrow,
 )
-from pipelines.delta.commit import open_table
-from pipelines.delta.maintenance import vacuum_table
+from pipelines.lakehouse.delta.commit import open_table
+from pipelines.lakehouse.delta.maintenance import vacuum_table
 
 EVENTS = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("op", pa.string(), nullable=False),
                     pa.field("day", pa.date32(), nullable=False)])
@@ -169,7 +169,7 @@ def audit(root: str, acked: list[dict], killed: list[dict]) -> dict:
 
 
 def unreadable(root: str) -> int:
-    from pipelines.sql import duckdb_scan
+    from pipelines.lakehouse.sql import duckdb_scan
 
     failures = 0
     for name in ("events", "items"):

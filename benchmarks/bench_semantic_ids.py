@@ -1,6 +1,6 @@
 """Semantic IDs: embedding throughput and RQ-VAE quality vs. baselines measured in the same run.
 
-    python benchmarks/bench_semantic_ids.py [--embed-texts 50000] [--epochs 600] [--parts embed,rqvae]
+    python -m benchmarks.bench_semantic_ids [--embed-texts 50000] [--epochs 600] [--parts embed,rqvae]
 
 (one part alone keeps the other's figures from the last results file)
 
@@ -30,30 +30,27 @@ import dataclasses
 import datetime as dt
 import json
 import pathlib
-import sys
 import tempfile
 import time
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import RESULTS, write_results  # noqa: E402
-from models.config import RQVAEConfig, RQVAETrainConfig  # noqa: E402
-from pipelines.config import LakehouseConfig, SparkConfig  # noqa: E402
-from pipelines.embeddings import TextEmbeddingConfig, item_text, load_model  # noqa: E402
-from pipelines.ingest.pipeline import IngestConfig, run_ingest  # noqa: E402
-from pipelines.item_embeddings import EmbedItemsConfig, embed_items_spark, run_embed_items  # noqa: E402
-from pipelines.plots import plot_code_usage  # noqa: E402
-from pipelines.rqvae_training import load_item_vectors  # noqa: E402
-from pipelines.semantic_ids import (  # noqa: E402
+from benchmarks.common import RESULTS, write_results
+from models.config import RQVAEConfig, RQVAETrainConfig
+from pipelines.ingest.pipeline import IngestConfig, run_ingest
+from pipelines.items.embedding_job import EmbedItemsConfig, embed_items_spark, run_embed_items
+from pipelines.items.rqvae_job import load_item_vectors
+from pipelines.items.semantic_ids import (
     chance_prefix_share,
     code_metrics,
     code_usage,
     neighbour_prefix_share,
 )
-from pipelines.tables import Catalog  # noqa: E402
+from pipelines.items.text_embeddings import TextEmbeddingConfig, item_text, load_model
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
+from pipelines.plots import plot_code_usage
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 RUN = dt.date(2026, 11, 24)
@@ -196,7 +193,7 @@ def main() -> None:
     results: dict = json.loads(previous.read_text()) if previous.exists() and parts != {"embed", "rqvae"} else {}
     results.pop("machine", None)
 
-    from pipelines.spark import build_spark_session
+    from pipelines.lakehouse.spark import build_spark_session
 
     spark = build_spark_session(SparkConfig(app_name="bench-semantic-ids"))
     if "embed" in parts:

@@ -1,6 +1,6 @@
 """TIGER end to end on the real datasets vs. most-popular and embedding kNN, same run.
 
-    python benchmarks/bench_tiger.py [--minutes 20] [--datasets amazon-beauty,ml-100k]
+    python -m benchmarks.bench_tiger [--minutes 20] [--datasets amazon-beauty,ml-100k]
 
 For each dataset the real jobs run into a scratch lakehouse: ingest ->
 embeddings (ALS for amazon-beauty, which has no item text; all-MiniLM-L6-v2
@@ -23,34 +23,34 @@ import json
 import logging
 import pathlib
 import shutil
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import RESULTS, write_results  # noqa: E402
-from models.config import RQVAETrainConfig, TigerConfig, TigerTrainConfig  # noqa: E402
-from models.rqvae import default_device  # noqa: E402
-from pipelines.artifacts import ArtifactStore  # noqa: E402
-from pipelines.candidates import load_tiger, tiger_top_k  # noqa: E402
-from pipelines.config import LakehouseConfig, SparkConfig  # noqa: E402
-from pipelines.evaluation import EvaluateConfig, evaluate_methods  # noqa: E402
-from pipelines.plots import plot_method_comparison  # noqa: E402
-from pipelines.retrieval import TrainTigerJobConfig, load_retrieval_inputs, run_train_tiger  # noqa: E402
-from pipelines.sequences import Examples  # noqa: E402
-from pipelines.tables import Catalog  # noqa: E402
+from benchmarks.common import RESULTS, write_results
+from models.config import RQVAETrainConfig, TigerConfig, TigerTrainConfig
+from models.device import default_device
+from models.examples import Examples
+from pipelines.evaluation.evaluate import EvaluateConfig, evaluate_methods
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
+from pipelines.plots import plot_method_comparison
+from pipelines.presets import PRESETS
+from pipelines.retrieval.inputs import load_retrieval_inputs
+from pipelines.retrieval.serving import load_tiger, tiger_top_k
+from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 WORK = pathlib.Path(__file__).resolve().parent / ".work"  # lakehouse + artifacts kept for bench_twin.py
 RUN = dt.date(2026, 11, 24)
+BENCH = PRESETS["cpu-bench"]
 PAPER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}  # Beauty, 200k steps
 
 
 def ingest_config(name: str):
     from pipelines.ingest.pipeline import IngestConfig
-    from pipelines.item_embeddings import EmbedItemsConfig
+    from pipelines.items.embedding_job import EmbedItemsConfig
 
     if name == "amazon-beauty":
         path = SHARED / "amazon-beauty/user_sequence.txt"
@@ -68,9 +68,9 @@ def ingest_config(name: str):
 def build_semantic_ids(spark, catalog: Catalog, store: ArtifactStore, name: str, args) -> tuple[dict, dict] | None:
     """ingest -> embeddings -> RQ-VAE -> semantic IDs (Spark); returns the RQ-VAE metrics and timings."""
     from pipelines.ingest.pipeline import run_ingest
-    from pipelines.item_embeddings import run_embed_items
-    from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
-    from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
+    from pipelines.items.assignment_job import AssignSemanticIdsConfig, run_assign_semantic_ids
+    from pipelines.items.embedding_job import run_embed_items
+    from pipelines.items.rqvae_job import TrainRQVAEJobConfig, run_train_rqvae
 
     configs = ingest_config(name)
     if configs is None:
@@ -100,6 +100,15 @@ def reused_semantic_ids(store: ArtifactStore) -> tuple[dict, dict]:
     return {**card["metrics"], "embedding_source": card["data"]["gold.item_embeddings"]["source"]}, {}
 
 
+def tiger_configs(args) -> tuple[TigerConfig, TigerTrainConfig]:
+    """The preset's model (--size) and the benchmark's schedule: the cpu-bench preset's, with the flags given."""
+    schedule = BENCH.tiger_train
+    train = TigerTrainConfig(epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
+                             warmup_steps=args.warmup_steps, max_minutes=args.minutes, eval_users=args.eval_users,
+                             weight_decay=schedule.weight_decay, beam_width=args.beam_width, seed=schedule.seed)
+    return PRESETS[args.size].tiger, train
+
+
 def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
     catalog = Catalog(LakehouseConfig(root=str(scratch / name / "lakehouse")))
     store = ArtifactStore(root=str(scratch / name / "artifacts"))
@@ -108,10 +117,7 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
         return None
     rqvae, timings = built
 
-    model = TigerConfig() if args.size == "paper" else TigerConfig(
-        encoder_layers=2, decoder_layers=2, heads=4, head_dim=32, mlp_dim=512)
-    train = TigerTrainConfig(epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
-                             warmup_steps=args.warmup_steps, max_minutes=args.minutes, eval_users=args.eval_users)
+    model, train = tiger_configs(args)
     trained = run_train_tiger(catalog, store, TrainTigerJobConfig(run_date=RUN, model=model, train=train))
     timings["tiger_train_s"] = trained["train_seconds"]
 
@@ -158,18 +164,24 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
     return out
 
 
+def add_tiger_args(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's TIGER flags, defaults from the cpu-bench preset (pipelines/presets.py)."""
+    schedule = BENCH.tiger_train
+    parser.add_argument("--minutes", type=float, default=20.0, help="TIGER training budget per dataset, wall-clock minutes (max 60)")
+    parser.add_argument("--size", choices=["paper", "cpu-bench"], default="paper", help="the preset's TIGER model")
+    parser.add_argument("--max-epochs", type=int, default=schedule.epochs)
+    parser.add_argument("--batch-size", type=int, default=schedule.batch_size)
+    parser.add_argument("--lr", type=float, default=schedule.lr)
+    parser.add_argument("--warmup-steps", type=int, default=schedule.warmup_steps)
+    parser.add_argument("--eval-users", type=int, default=schedule.eval_users)
+    parser.add_argument("--beam-width", type=int, default=schedule.beam_width)
+    parser.add_argument("--rqvae-epochs", type=int, default=BENCH.rqvae_epochs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="amazon-beauty,ml-100k")
-    parser.add_argument("--minutes", type=float, default=20.0, help="TIGER training budget per dataset, wall-clock minutes (max 60)")
-    parser.add_argument("--size", choices=["paper", "cpu"], default="paper")
-    parser.add_argument("--max-epochs", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--warmup-steps", type=int, default=300)
-    parser.add_argument("--eval-users", type=int, default=1000)
-    parser.add_argument("--beam-width", type=int, default=20)
-    parser.add_argument("--rqvae-epochs", type=int, default=150)
+    add_tiger_args(parser)
     parser.add_argument("--candidate-users", type=int, default=300)
     parser.add_argument("--reuse-ids", action="store_true",
                         help="train TIGER on the semantic IDs an earlier run left in benchmarks/.work/ (no Spark: "
@@ -185,7 +197,7 @@ def main() -> None:
     results_name = args.results or ("tiger" if device == "cpu" else f"tiger_{device}")
     spark = None
     if not args.reuse_ids:
-        from pipelines.spark import build_spark_session
+        from pipelines.lakehouse.spark import build_spark_session
 
         spark = build_spark_session(SparkConfig(app_name="bench-tiger"))
     previous = RESULTS / f"{results_name}.json"

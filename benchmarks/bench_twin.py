@@ -1,6 +1,6 @@
 """TWIN-V2 ranker: clusters vs. the raw history (speed, AUC), the ln(n) ablation, and the rerank's effect.
 
-    python benchmarks/bench_twin.py [--users 48] [--events 10000]
+    python -m benchmarks.bench_twin [--users 48] [--events 10000]
 
 1. Synthetic users of 10^4 events (the generator's category structure; item
    vectors from `synthetic_item_embeddings`): each history is clustered
@@ -12,8 +12,10 @@
    target >= 10x) and AUC (`auc_clusters_minus_raw`, target within 0.01).
    An untrained yardstick shows the task is learnable: the cosine between the
    target and the mean of the user's history.
-2. MovieLens-100K through the real jobs (the lakehouse left by
-   bench_tiger.py, which trained TIGER there): clusters without held-out
+2. MovieLens-100K through the real jobs: ingest -> text embeddings -> RQ-VAE
+   -> semantic IDs -> TIGER (the cpu-bench preset, --minutes of training) in a
+   scratch lakehouse of its own, or the one a bench_tiger.py run left
+   (--tiger-run benchmarks/.work/ml-100k). Then: clusters without held-out
    events, the ranker trained with and without ln(n), on the raw full history
    and on the 100 most recent raw events instead of clusters; AUC/GAUC on the
    test events and Recall/NDCG@10 of TIGER alone vs. TIGER reranked by the
@@ -34,26 +36,27 @@ import datetime as dt
 import json
 import logging
 import pathlib
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import RESULTS, write_results  # noqa: E402
-from models.config import TwinConfig, TwinTrainConfig  # noqa: E402
-from models.twin_training import score, train_twin  # noqa: E402
-from pipelines.clustering import ClusteringConfig, cluster_history  # noqa: E402
-from pipelines.ingest.synthetic import (  # noqa: E402
+from benchmarks.bench_tiger import add_tiger_args
+from benchmarks.common import RESULTS, write_results
+from models.config import TwinConfig, TwinTrainConfig
+from models.metrics import auc
+from models.twin_training import score, train_twin
+from pipelines.behavior.clustering import cluster_history
+from pipelines.behavior.config import ClusteringConfig
+from pipelines.ingest.synthetic import (
     SynthConfig,
     generate_events,
     generate_items,
     synthetic_item_embeddings,
 )
-from pipelines.twin_data import UserClusters, auc  # noqa: E402
+from pipelines.ranking.config import RerankConfig
+from pipelines.ranking.examples import UserClusters
 
 WORK = pathlib.Path(__file__).resolve().parent / ".work"
 RUN = dt.date(2026, 11, 24)
@@ -153,7 +156,7 @@ def synthetic(args) -> dict:
 def raw_recent_clusters(catalog, inputs, limit: int | None) -> UserClusters:
     """The ablation's keys: each user's `limit` most recent training events (None: all of them), one
     'cluster' (n = 1) each."""
-    from pipelines.delta import read_table_arrow
+    from pipelines.lakehouse.table_io import read_table_arrow
 
     events = read_table_arrow(catalog, "silver.events", columns=["user_id", "item_id", "ts", "completion", "rating"])[0]
     frame = events.to_pandas().sort_values(["user_id", "ts", "item_id"], kind="stable")
@@ -164,35 +167,49 @@ def raw_recent_clusters(catalog, inputs, limit: int | None) -> UserClusters:
     frame = frame.assign(size=1, representative_item_id=frame["item_id"], completion_mean=frame["completion"],
                          rating_mean=frame["rating"], cluster_id=frame.groupby("user_id").cumcount(),
                          recency_days_mean=(as_of - frame["ts"]).dt.total_seconds() / 86_400)
-    from pipelines.twin_data import user_clusters
+    from pipelines.ranking.examples import user_clusters
 
     return user_clusters(frame, inputs.retrieval.index)
 
 
+def train_tiger_on_movielens(spark, catalog, store, args) -> bool:
+    """ml-100k from scratch into `catalog`: semantic IDs, then TIGER as bench_tiger.py trains it."""
+    import shutil
+
+    from benchmarks.bench_tiger import build_semantic_ids, tiger_configs
+    from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
+
+    shutil.rmtree(pathlib.Path(catalog.config.root).parent, ignore_errors=True)
+    if build_semantic_ids(spark, catalog, store, "ml-100k", args) is None:
+        return False
+    model, train = tiger_configs(args)
+    run_train_tiger(catalog, store, TrainTigerJobConfig(run_date=RUN, model=model, train=train))
+    return True
+
+
 def movielens(args) -> dict | None:
-    from pipelines.artifacts import ArtifactStore
-    from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
-    from pipelines.candidates import load_tiger, tiger_top_k
-    from pipelines.config import LakehouseConfig, SparkConfig
-    from pipelines.ranker import (
-        TrainTwinJobConfig,
-        evaluate_ranker,
+    from models.metrics import ranking_metrics
+    from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
+    from pipelines.lakehouse.artifacts import ArtifactStore
+    from pipelines.lakehouse.catalog import Catalog
+    from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
+    from pipelines.lakehouse.spark import build_spark_session
+    from pipelines.ranking.inputs import load_ranker_inputs
+    from pipelines.ranking.serving import evaluate_ranker, rerank
+    from pipelines.ranking.training import (
         fit_ranker_and_blend,
-        load_ranker_inputs,
-        rerank,
         tiger_candidates_for,
     )
-    from pipelines.ranking import ranking_metrics
-    from pipelines.spark import build_spark_session
-    from pipelines.tables import Catalog
+    from pipelines.retrieval.serving import load_tiger, tiger_top_k
 
-    root = WORK / "ml-100k"
-    if not (root / "artifacts" / "tiger").exists():
-        print(f"ml-100k: no TIGER under {root}; run benchmarks/bench_tiger.py --datasets ml-100k first")
-        return None
+    spark = build_spark_session(SparkConfig(app_name="bench-twin"))
+    root = pathlib.Path(args.tiger_run) if args.tiger_run else WORK / "twin" / "ml-100k"
     catalog = Catalog(LakehouseConfig(root=str(root / "lakehouse")))
     store = ArtifactStore(root=str(root / "artifacts"))
-    spark = build_spark_session(SparkConfig(app_name="bench-twin"))
+    if args.tiger_run is None and not train_tiger_on_movielens(spark, catalog, store, args):
+        return None
+    if store.latest_version("tiger") is None:
+        raise SystemExit(f"--tiger-run {root}: no TIGER model under {store.root}")
     started = time.perf_counter()
     report = run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test",
                                                                          full_refresh=True))
@@ -200,11 +217,11 @@ def movielens(args) -> dict | None:
                  "compression": round(report.metrics["compression"], 2)}
     inputs = load_ranker_inputs(catalog)
     test = inputs.retrieval.sequences.test
-    tiger_valid = tiger_candidates_for(store, inputs.retrieval, inputs.retrieval.sequences.valid, args.rerank_from)
+    tiger_valid = tiger_candidates_for(store, inputs.retrieval, inputs.retrieval.sequences.valid, args.rerank_depth)
     base = TwinConfig()
     train = TwinTrainConfig(epochs=args.twin_epochs)
     tiger, _, _ = load_tiger(store, None, inputs.retrieval, None)
-    top_test = tiger_top_k(tiger, inputs.retrieval, test, args.rerank_from, None, True, batch_size=64)
+    top_test = tiger_top_k(tiger, inputs.retrieval, test, args.rerank_depth, None, True, batch_size=64)
     top, top_scores = top_test.items.numpy(), top_test.scores.numpy().astype(np.float64)
     out["tiger"] = {k: round(v, 4) for k, v in ranking_metrics(top[:, :10], test.targets).items()}
     variants = {
@@ -215,7 +232,7 @@ def movielens(args) -> dict | None:
     }
     for name, (config, clusters) in variants.items():
         view = inputs if clusters is None else dataclasses.replace(inputs, clusters=clusters)
-        model, _, blend = fit_ranker_and_blend(view, config, train, tiger_valid, TrainTwinJobConfig.calibration_share,
+        model, _, blend = fit_ranker_and_blend(view, config, train, tiger_valid, RerankConfig(depth=args.rerank_depth),
                                                clusters=clusters)
         quality = evaluate_ranker(model, view, test, negatives=20, seed=7)
         ranker_only, _, _ = rerank(model, view, test.users, top, 10)
@@ -241,19 +258,16 @@ def movielens(args) -> dict | None:
 def auc_by_gamma(spark, catalog, args, base: TwinConfig, train: TwinTrainConfig, tiger_valid) -> dict:
     """Ranker AUC on the test events over clusters of at most gamma events, for each gamma, and over the raw
     full history; each the mean over --sweep-seeds ranker seeds. The lakehouse is left at the last gamma."""
-    from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
-    from pipelines.ranker import (
-        TrainTwinJobConfig,
-        evaluate_ranker,
-        fit_ranker_and_blend,
-        load_ranker_inputs,
-    )
+    from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
+    from pipelines.ranking.inputs import load_ranker_inputs
+    from pipelines.ranking.serving import evaluate_ranker
+    from pipelines.ranking.training import fit_ranker_and_blend
 
     def mean_quality(inputs, clusters) -> dict:
         aucs, gaucs = [], []
         for seed in range(args.sweep_seeds):
             model, _, _ = fit_ranker_and_blend(inputs, base, dataclasses.replace(train, seed=seed), tiger_valid,
-                                               TrainTwinJobConfig.calibration_share, clusters=clusters)
+                                               RerankConfig(depth=args.rerank_depth), clusters=clusters)
             quality = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, negatives=20, seed=7)
             aucs.append(quality["auc"])
             gaucs.append(quality["gauc"])
@@ -285,7 +299,13 @@ def main() -> None:
     parser.add_argument("--train-events", type=int, default=300, help="events per synthetic training user")
     parser.add_argument("--held-out", type=int, default=10, help="synthetic: positives per user (its last events)")
     parser.add_argument("--twin-epochs", type=int, default=TwinTrainConfig.epochs)
-    parser.add_argument("--rerank-from", type=int, default=50)
+    parser.add_argument("--rerank-depth", type=int, default=RerankConfig.depth,
+                        help="TIGER candidates the ranker reorders (default %(default)s)")
+    parser.add_argument("--tiger-run", default=None,
+                        help="ml-100k: a bench_tiger.py work folder (lakehouse/ + artifacts/) to reuse instead of "
+                             "training TIGER here")
+    add_tiger_args(parser)
+    parser.set_defaults(size="cpu-bench", minutes=10.0)
     parser.add_argument("--gammas", type=lambda s: [int(g) for g in s.split(",") if g], default=[5, 10, 20],
                         help="ml-100k: cluster-size thresholds for the AUC sweep ('' skips it)")
     parser.add_argument("--sweep-seeds", type=int, default=2, help="ml-100k: ranker seeds per point of the sweep")

@@ -12,13 +12,15 @@ from jobs.orchestration import (
     table_asset,
     torch_job,
 )
-from models.config import RQVAETrainConfig
+from pipelines.items.config import DEFAULT_SOURCE, RETRAIN_NEW_ITEM_SHARE, SOURCES
+from pipelines.presets import PRESETS
 
 PARAMS = {
-    "embedding_source": Param("text", enum=["text", "als", "concat"], description="embed-items --source"),
+    "embedding_source": Param(DEFAULT_SOURCE, enum=list(SOURCES), description="embed-items --source"),
     "retrain_rqvae": Param(False, type="boolean", description="train a new RQ-VAE tonight"),
-    "retrain_threshold": Param(0.2, type="number", description="share of new items that triggers a retrain"),
-    "rqvae_epochs": Param(RQVAETrainConfig.epochs, type="integer"),
+    "retrain_threshold": Param(RETRAIN_NEW_ITEM_SHARE, type="number",
+                               description="share of new items that triggers a retrain"),
+    "rqvae_epochs": Param(PRESETS["paper"].rqvae_epochs, type="integer"),
 }
 
 

@@ -3,7 +3,7 @@
 from airflow.sdk import Param, dag
 
 from jobs.orchestration import dag_args, python_job
-from pipelines.config import VACUUM_RETENTION_HOURS
+from pipelines.lakehouse.config import VACUUM_RETENTION_HOURS
 
 PARAMS = {
     "retention_hours": Param(VACUUM_RETENTION_HOURS, type="number",

@@ -11,14 +11,17 @@ from jobs.orchestration import (
     torch_job,
     upstream_check,
 )
+from pipelines.presets import PRESETS
 
+PAPER = PRESETS["paper"]
 PARAMS = {
-    "tiger_size": Param("paper", enum=["paper", "debug"], description="train-tiger --size"),
-    "tiger_epochs": Param(20, type="integer"),
-    "tiger_max_minutes": Param(120, type="number", description="TIGER's wall-clock budget"),
-    "twin_epochs": Param(30, type="integer"),
-    "top_k": Param(100, type="integer", description="TIGER candidates per user"),
-    "final_k": Param(20, type="integer", description="list length after the ranker"),
+    "tiger_size": Param("paper", enum=list(PRESETS), description="train-tiger --size (pipelines/presets.py)"),
+    "tiger_epochs": Param(PAPER.tiger_train.epochs, type="integer"),
+    "tiger_max_minutes": Param(PAPER.tiger_train.max_minutes, type="number", description="TIGER's wall-clock budget"),
+    "twin_epochs": Param(PAPER.twin_epochs, type="integer"),
+    # one depth for the ranker's blend and tonight's list: the weight is chosen for lists of this length
+    "rerank_depth": Param(PAPER.rerank.depth, type="integer", description="TIGER candidates the ranker reorders"),
+    "final_k": Param(PAPER.rerank.final_k, type="integer", description="list length after the ranker"),
 }
 UPSTREAM = ["gold.semantic_ids", "gold.user_clusters", "gold.item_embeddings", "silver.events"]
 
@@ -28,9 +31,10 @@ def nightly_candidates():
     tiger = torch_job("train_tiger", "train_tiger", [
         "--size", "{{ params.tiger_size }}", "--epochs", "{{ params.tiger_epochs }}",
         "--max-minutes", "{{ params.tiger_max_minutes }}", "--warm-start"])
-    twin = torch_job("train_twin", "train_twin", ["--epochs", "{{ params.twin_epochs }}"])
+    twin = torch_job("train_twin", "train_twin",
+                     ["--epochs", "{{ params.twin_epochs }}", "--rerank-depth", "{{ params.rerank_depth }}"])
     generate = spark_job("generate_candidates", "generate_candidates",
-                         ["--top-k", "{{ params.top_k }}", "--final-k", "{{ params.final_k }}"],
+                         ["--top-k", "{{ params.rerank_depth }}", "--final-k", "{{ params.final_k }}"],
                          queue=GPU_QUEUE, outlets=[table_asset("gold.candidates")])
     evaluate = spark_job("evaluate", "evaluate", ["--plot-dir", "plots"])
     upstream_check(UPSTREAM) >> tiger >> twin >> generate >> evaluate

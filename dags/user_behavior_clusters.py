@@ -3,11 +3,12 @@
 from airflow.sdk import Param, dag
 
 from jobs.orchestration import dag_args, ingest_task, spark_job, table_asset
+from pipelines.behavior.config import HOLDOUTS, ClusteringConfig
 
 PARAMS = {
-    "gamma": Param(20, type="integer", description="largest cluster, in events"),
+    "gamma": Param(ClusteringConfig.gamma, type="integer", description="largest cluster, in events"),
     # the ranker trains on validation events and is evaluated on test events: keep both out of the clusters
-    "holdout": Param("valid_test", enum=["none", "test", "valid_test"], description="cluster-behaviors --holdout"),
+    "holdout": Param("valid_test", enum=list(HOLDOUTS), description="cluster-behaviors --holdout"),
 }
 
 

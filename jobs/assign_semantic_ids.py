@@ -19,7 +19,7 @@ from jobs.runtime import (
     setup_logging,
     spark_from,
 )
-from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
+from pipelines.items.assignment_job import AssignSemanticIdsConfig, run_assign_semantic_ids
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -13,8 +13,8 @@ import logging
 import sys
 
 from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
-from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
-from pipelines.clustering import ClusteringConfig
+from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
+from pipelines.behavior.config import HOLDOUTS, ClusteringConfig
 from pipelines.plots import plot_cluster_sizes
 
 log = logging.getLogger("jobs.cluster_behaviors")
@@ -29,7 +29,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--groups", type=int, default=d.n_groups, help="completion-ratio buckets (default %(default)s)")
     parser.add_argument("--max-events", type=int, default=d.max_events,
                         help="history cap per user, most recent kept (default %(default)s)")
-    parser.add_argument("--holdout", choices=["none", "test", "valid_test"], default="none",
+    parser.add_argument("--holdout", choices=HOLDOUTS, default=BehaviorClusterConfig.holdout,
                         help="leave the shared split's held-out events out of the clusters")
     parser.add_argument("--full-refresh", action="store_true", help="re-cluster every user")
     parser.add_argument("--seed", type=int, default=d.seed)

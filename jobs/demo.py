@@ -17,10 +17,12 @@ import pathlib
 import subprocess
 import sys
 
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT, LakehouseConfig
+from pipelines.presets import PRESETS
+
 DAG_ORDER = ("item_semantic_ids", "user_behavior_clusters", "nightly_candidates")
-# nightly_candidates at demo size: a debug TIGER, a few ranker epochs, short lists
-DEMO_CONF = {"tiger_size": "debug", "tiger_epochs": 3, "tiger_max_minutes": 10, "twin_epochs": 3,
-             "top_k": 20, "final_k": 10, "rqvae_epochs": 100}
+DEMO_CONF = PRESETS["demo"].dag_conf("demo")  # a small TIGER, a few ranker epochs, short lists
 
 
 def run_dag(dag_id: str, date: str, conf: dict, durations: dict[str, float] | None = None) -> str:
@@ -51,9 +53,8 @@ def migrate() -> None:
 
 
 def show(lakehouse: str, date: str, plots: str) -> None:
-    from pipelines.config import LakehouseConfig
-    from pipelines.sql import duckdb_connection
-    from pipelines.tables import Catalog
+    from pipelines.lakehouse.catalog import Catalog
+    from pipelines.lakehouse.sql import duckdb_connection
 
     con = duckdb_connection(Catalog(LakehouseConfig(root=lakehouse)))
     print(f"\nTonight's candidates ({date}), three users:")
@@ -72,7 +73,7 @@ def show(lakehouse: str, date: str, plots: str) -> None:
                max(value) FILTER (WHERE metric LIKE '%/ndcg@10') AS "ndcg@10"
         FROM ops_metrics WHERE job = 'evaluate' AND run_id = 'evaluate-{date}' GROUP BY 1 ORDER BY 3 DESC"""))
     found = sorted(str(p) for p in pathlib.Path(plots).glob("*.png"))
-    found += sorted(str(p) for p in pathlib.Path(os.environ.get("TIGERTWIN_ARTIFACTS_ROOT", "artifacts")).rglob("*.png"))
+    found += sorted(str(p) for p in pathlib.Path(os.environ.get(ENV_ARTIFACTS_ROOT, ArtifactStore.root)).rglob("*.png"))
     print("Plots:\n  " + "\n  ".join(found))
 
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{dag_id}: {state}")
         if state != "success":
             return 1
-    show(os.environ.get("TIGERTWIN_LAKEHOUSE_ROOT", "lakehouse"), args.date, "plots")
+    show(os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root), args.date, "plots")
     return 0
 
 

@@ -14,9 +14,10 @@ import argparse
 import sys
 
 from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
-from pipelines.collab_embeddings import AlsConfig
-from pipelines.embeddings import TextEmbeddingConfig
-from pipelines.item_embeddings import SOURCES, EmbedItemsConfig, run_embed_items
+from pipelines.items.collab_embeddings import AlsConfig
+from pipelines.items.config import SOURCES
+from pipelines.items.embedding_job import EmbedItemsConfig, run_embed_items
+from pipelines.items.text_embeddings import TextEmbeddingConfig
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--model", default=d.model, help="sentence-transformers name or path (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    parser.add_argument("--source", choices=SOURCES, default="text", help="embedding source (default %(default)s)")
+    parser.add_argument("--source", choices=SOURCES, default=EmbedItemsConfig.source, help="embedding source (default %(default)s)")
     a = AlsConfig()
     parser.add_argument("--als-rank", type=int, default=a.rank, help="ALS factors (default %(default)s)")
     parser.add_argument("--als-iterations", type=int, default=a.max_iter)

@@ -17,7 +17,7 @@ from jobs.runtime import (
     setup_logging,
     spark_from,
 )
-from pipelines.evaluation import EvaluateConfig, run_evaluate
+from pipelines.evaluation.evaluate import EvaluateConfig, run_evaluate
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

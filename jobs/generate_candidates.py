@@ -27,7 +27,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="tigertwin generate-candidates")
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--top-k", type=int, default=CandidatesConfig.top_k)
+    parser.add_argument("--top-k", type=int, default=CandidatesConfig.top_k,
+                        help="TIGER candidates per user; with the ranker, the depth it was trained to reorder "
+                             "(train-twin --rerank-depth; default %(default)s)")
     parser.add_argument("--beam-width", type=int, default=None, help="default: top-k")
     parser.add_argument("--tiger-version", default=None, help="default: the latest")
     parser.add_argument("--keep-history", action="store_true", help="allow items the user already has")

@@ -15,9 +15,12 @@ import os
 import pathlib
 import sys
 
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT, LakehouseConfig
+
 JOBS_DIR = pathlib.Path(__file__).resolve().parent
-LAKEHOUSE = os.environ.get("TIGERTWIN_LAKEHOUSE_ROOT", "lakehouse")
-ARTIFACTS = os.environ.get("TIGERTWIN_ARTIFACTS_ROOT", "artifacts")
+LAKEHOUSE = os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root)
+ARTIFACTS = os.environ.get(ENV_ARTIFACTS_ROOT, ArtifactStore.root)
 # The run's date: asset-triggered runs have no logical date in Airflow 3, so fall back to run_after.
 RUN_DATE = "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 
@@ -38,7 +41,7 @@ def _routing(queue: str | None) -> dict:
 
 def _env() -> dict[str, str]:
     return {"PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
-            "TIGERTWIN_LAKEHOUSE_ROOT": LAKEHOUSE, "TIGERTWIN_ARTIFACTS_ROOT": ARTIFACTS}
+            ENV_LAKEHOUSE_ROOT: LAKEHOUSE, ENV_ARTIFACTS_ROOT: ARTIFACTS}
 
 
 def spark_job(task_id: str, job: str, args: list[str], *, queue: str | None = None, **kwargs):
@@ -99,10 +102,9 @@ def rqvae_branch(train_task: str, assign_task: str):
 
     @task.branch(task_id="decide_rqvae_retrain")
     def decide(params=None) -> str:
-        from pipelines.artifacts import ArtifactStore
-        from pipelines.config import LakehouseConfig
-        from pipelines.rqvae_training import retrain_decision
-        from pipelines.tables import Catalog
+        from pipelines.items.rqvae_job import retrain_decision
+        from pipelines.lakehouse.catalog import Catalog
+        from pipelines.lakehouse.config import LakehouseConfig
 
         retrain, reason = retrain_decision(Catalog(LakehouseConfig(root=LAKEHOUSE)), ArtifactStore(root=ARTIFACTS),
                                            bool(params["retrain_rqvae"]), float(params["retrain_threshold"]))
@@ -120,9 +122,9 @@ def upstream_check(tables: list[str], max_age_hours: int = 36):
     def check(dag_run=None, logical_date=None) -> None:
         from airflow.exceptions import AirflowFailException
 
-        from pipelines.config import LakehouseConfig
-        from pipelines.freshness import StaleUpstreamError, require_fresh
-        from pipelines.tables import Catalog
+        from pipelines.errors import StaleUpstreamError
+        from pipelines.lakehouse.catalog import Catalog
+        from pipelines.lakehouse.freshness import require_fresh
 
         as_of = logical_date or dag_run.run_after
         try:

@@ -9,16 +9,16 @@ import os
 import sys
 from collections.abc import Callable
 
-from pipelines.artifacts import ArtifactStore
-from pipelines.config import (
+from pipelines.errors import TigertwinError
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import (
     ENV_ARTIFACTS_ROOT,
     ENV_LAKEHOUSE_ROOT,
     ENV_SPARK_MASTER,
     LakehouseConfig,
     SparkConfig,
 )
-from pipelines.errors import TigertwinError
-from pipelines.tables import Catalog
 
 
 def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True, spark: bool = True) -> None:
@@ -59,7 +59,7 @@ def artifacts_from(args: argparse.Namespace) -> ArtifactStore:
 
 
 def spark_from(args: argparse.Namespace, app_name: str):
-    from pipelines.spark import build_spark_session
+    from pipelines.lakehouse.spark import build_spark_session
 
     return build_spark_session(SparkConfig(app_name=app_name, master=args.master))
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
-from pipelines.sql import check_spark_query, read_only_sql, register_views, views_named_in
+from pipelines.lakehouse.sql import check_spark_query, read_only_sql, register_views, views_named_in
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

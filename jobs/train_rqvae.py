@@ -15,7 +15,7 @@ import sys
 
 from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
 from models.config import RQVAEConfig, RQVAETrainConfig
-from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
+from pipelines.items.rqvae_job import TrainRQVAEJobConfig, run_train_rqvae
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -4,34 +4,35 @@ Builds every prefix of each user's training sequence (shared leave-one-out
 split, histories cut to the last 20 items), trains TIGER's encoder-decoder
 with AdamW and warm-up + cosine decay, scores validation Recall@10 after each
 epoch and keeps the best weights. Resumes from the version's checkpoint;
-bf16 autocast on GPU. --size debug trains in seconds (tests, demo).
+bf16 autocast on GPU. --size demo or test trains in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
-from models.config import TigerConfig, TigerTrainConfig
-from pipelines.retrieval import TrainTigerJobConfig, run_train_tiger
+from pipelines.presets import PRESETS
+from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="tigertwin train-tiger")
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    t = TigerTrainConfig()
-    parser.add_argument("--size", choices=["paper", "debug"], default="paper",
-                        help="paper: 4+4 layers, 6x64 heads, d_model 128; debug: tiny (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=t.epochs)
-    parser.add_argument("--batch-size", type=int, default=t.batch_size)
-    parser.add_argument("--lr", type=float, default=t.lr)
-    parser.add_argument("--warmup-steps", type=int, default=t.warmup_steps)
+    parser.add_argument("--size", choices=list(PRESETS), default="paper",
+                        help="model and schedule preset (pipelines/presets.py); the flags below override its "
+                             "schedule (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--warmup-steps", type=int, default=None)
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget (stops after an epoch)")
-    parser.add_argument("--eval-users", type=int, default=t.eval_users)
-    parser.add_argument("--seed", type=int, default=t.seed)
+    parser.add_argument("--eval-users", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--warm-start", action="store_true", help="start from the latest TIGER on the same IDs")
     parser.add_argument("--version", default=None, help="artifact version (default <date>-s<ids>-e<events>)")
@@ -41,11 +42,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
-    model = TigerConfig.debug() if args.size == "debug" else TigerConfig()
-    train = TigerTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             warmup_steps=args.warmup_steps, max_minutes=args.max_minutes,
-                             eval_users=args.eval_users, seed=args.seed, device=args.device)
-    config = TrainTigerJobConfig(run_date=args.run_date, model=model, train=train, version=args.version,
+    preset = PRESETS[args.size]
+    given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "warmup_steps", "max_minutes",
+                                                    "eval_users", "seed", "device")}
+    train = dataclasses.replace(preset.tiger_train, **{k: v for k, v in given.items() if v is not None})
+    config = TrainTigerJobConfig(run_date=args.run_date, model=preset.tiger, train=train, version=args.version,
                                  warm_start=args.warm_start)
     print(json.dumps(run_train_tiger(catalog_from(args), artifacts_from(args), config), indent=2))
     return 0

@@ -18,7 +18,8 @@ import sys
 
 from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
 from models.config import TwinConfig, TwinTrainConfig
-from pipelines.ranker import TrainTwinJobConfig, run_train_twin
+from pipelines.ranking.config import RerankConfig
+from pipelines.ranking.training import TrainTwinJobConfig, run_train_twin
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -32,10 +33,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--epochs", type=int, default=t.epochs)
     parser.add_argument("--negatives", type=int, default=t.negatives)
     parser.add_argument("--no-hard-negatives", action="store_true", help="catalog negatives only")
-    parser.add_argument("--calibration-share", type=float, default=TrainTwinJobConfig.calibration_share,
+    r = RerankConfig()
+    parser.add_argument("--calibration-share", type=float, default=r.calibration_share,
                         help="validation users kept out of training to choose the blend (default %(default)s)")
-    parser.add_argument("--rerank-from", type=int, default=TrainTwinJobConfig.rerank_from,
-                        help="TIGER candidates per user the blend is chosen over (default %(default)s)")
+    parser.add_argument("--rerank-depth", type=int, default=r.depth,
+                        help="TIGER candidates per user the blend is chosen over; generate-candidates --top-k "
+                             "should match (default %(default)s)")
     parser.add_argument("--seed", type=int, default=t.seed)
     parser.add_argument("--device", default=None)
     parser.add_argument("--version", default=None)
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n),
         train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device),
         version=args.version, hard_negatives=not args.no_hard_negatives,
-        calibration_share=args.calibration_share, rerank_from=args.rerank_from,
+        rerank=RerankConfig(depth=args.rerank_depth, calibration_share=args.calibration_share),
     )
     print(json.dumps(run_train_twin(catalog_from(args), artifacts_from(args), config), indent=2))
     return 0

@@ -16,8 +16,9 @@ import argparse
 import sys
 
 from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging
-from pipelines.delta.maintenance import DEFAULT_RETENTION_HOURS, vacuum_table
-from pipelines.tables import TABLES
+from pipelines.lakehouse.catalog import TABLES
+from pipelines.lakehouse.config import VACUUM_RETENTION_HOURS
+from pipelines.lakehouse.delta.maintenance import vacuum_table
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--tables", nargs="*", default=sorted(TABLES), choices=sorted(TABLES), metavar="TABLE",
                         help="catalog tables to vacuum (default: all)")
-    parser.add_argument("--retention-hours", type=float, default=DEFAULT_RETENTION_HOURS,
+    parser.add_argument("--retention-hours", type=float, default=VACUUM_RETENTION_HOURS,
                         help="keep unreferenced files younger than this (default %(default)s = 7 days)")
     parser.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
     parser.add_argument("--force-short-window", action="store_true",

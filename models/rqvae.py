@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from models.config import RQVAEConfig, RQVAETrainConfig
+from models.device import default_device
 
 __all__ = ["RQVAE", "RQVAEConfig", "RQVAETrainConfig", "encode_codes", "load_rqvae", "save_rqvae", "train_rqvae"]
 
@@ -174,10 +175,6 @@ def _save_checkpoint(path: pathlib.Path, model: RQVAE, optimizer: torch.optim.Op
 def effective_batch_size(n: int, train: RQVAETrainConfig) -> int:
     """train.batch_size, or smaller so that an epoch of n items takes at least train.min_steps_per_epoch steps."""
     return max(1, min(train.batch_size, math.ceil(n / max(1, train.min_steps_per_epoch))))
-
-
-def default_device(requested: str | None) -> torch.device:
-    return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def train_rqvae(

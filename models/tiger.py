@@ -33,6 +33,11 @@ def user_bucket(user_id: str, buckets: int) -> int:
     return zlib.crc32(user_id.encode()) % buckets
 
 
+def user_buckets(users: np.ndarray, buckets: int) -> np.ndarray:
+    """Each user id's hashed token bucket, [E] int64."""
+    return np.array([user_bucket(str(u), buckets) for u in users], dtype=np.int64)
+
+
 def vocab_size(config: TigerConfig) -> int:
     return FIRST_CODE_TOKEN + config.levels * config.codebook_size + config.user_buckets
 

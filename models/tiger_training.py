@@ -22,25 +22,15 @@ from torch.nn import functional as F
 
 from models.beam_search import BeamResult, SemanticIdTrie, beam_search, exclusion_mask
 from models.config import TigerConfig, TigerTrainConfig
-from models.rqvae import default_device
-from models.tiger import Tiger, encoder_tokens, user_bucket
+from models.device import default_device
+from models.examples import Examples
+from models.metrics import recall_at
+from models.tiger import Tiger, encoder_tokens, user_buckets
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
-
-
-@dataclass(frozen=True)
-class Sequences:
-    """Examples as arrays: user ids (str), right-aligned histories [E, H] (-1 pad), targets [E] (-1 none)."""
-
-    users: np.ndarray
-    histories: np.ndarray
-    targets: np.ndarray
-
-    def buckets(self, config: TigerConfig) -> np.ndarray:
-        return np.array([user_bucket(str(u), config.user_buckets) for u in self.users], dtype=np.int64)
 
 
 @dataclass
@@ -102,7 +92,7 @@ def _save(path: pathlib.Path, payload: dict) -> None:
 
 
 def recommend(
-    model: Tiger, item_codes: torch.Tensor, trie: SemanticIdTrie, sequences: Sequences, top_k: int,
+    model: Tiger, item_codes: torch.Tensor, trie: SemanticIdTrie, sequences: Examples, top_k: int,
     beam_width: int, exclude_history: bool = True, batch_size: int = 256, progress: bool = False,
     exclude_items: list[np.ndarray] | None = None,
 ) -> BeamResult:
@@ -113,7 +103,7 @@ def recommend(
     model.eval()
     device = next(model.parameters()).device
     item_codes, trie = item_codes.to(device), trie.to(device)
-    buckets = torch.as_tensor(sequences.buckets(model.config), device=device)
+    buckets = torch.as_tensor(user_buckets(sequences.users, model.config.user_buckets), device=device)
     histories = torch.as_tensor(sequences.histories, device=device)
     items, scores = [], []
     for start in tqdm(range(0, len(histories), batch_size), desc="beam search", unit="batch",
@@ -133,14 +123,98 @@ def recommend(
     return BeamResult(torch.cat(items), torch.cat(scores))
 
 
-def recall_at(ranked: np.ndarray, targets: np.ndarray) -> float:
-    return float((ranked == targets[:, None]).any(1).mean()) if len(targets) else 0.0
+@dataclass
+class _Run:
+    """What one training run carries from epoch to epoch (and into its checkpoint)."""
+
+    model: Tiger
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    schedule: WarmupCosine
+    state: TigerState
+    steps_per_epoch: int
+
+    def checkpoint(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), **_rng_states(), "state": self.state.__dict__}
+
+
+def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.device, examples: int,
+               checkpoint: pathlib.Path | None, initial_weights: pathlib.Path | None) -> _Run:
+    """A fresh model (seeded), warm-started from `initial_weights`, or resumed from `checkpoint` when it exists."""
+    torch.manual_seed(train.seed)
+    model = Tiger(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    steps_per_epoch = max(1, math.ceil(examples / train.batch_size))
+    schedule = WarmupCosine(train.warmup_steps, train.epochs * steps_per_epoch)
+    run = _Run(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), schedule, TigerState(),
+               steps_per_epoch)
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        run.scheduler.load_state_dict(saved["scheduler"])
+        _restore_rng(saved)
+        run.state = TigerState(**saved["state"])
+        log.info("resumed TIGER from %s at epoch %d", checkpoint, run.state.epoch)
+    elif initial_weights is not None:
+        model.load_state_dict(torch.load(initial_weights, map_location=device, weights_only=True)["model"])
+    return run
+
+
+def _on_device(examples: Examples, config: TigerConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(user buckets, histories, targets) as tensors on the training device, built once per run."""
+    return (torch.as_tensor(user_buckets(examples.users, config.user_buckets), device=device),
+            torch.as_tensor(examples.histories, device=device), torch.as_tensor(examples.targets, device=device))
+
+
+def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
+                     examples: tuple[torch.Tensor, ...], device: torch.device, epoch: int, progress: bool) -> float:
+    """One pass over every training example in the epoch's seeded order; returns the mean loss."""
+    from tqdm.auto import tqdm
+
+    buckets, histories, targets = examples
+    n = len(targets)
+    run.model.train()
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch))
+    total_loss, started = 0.0, time.perf_counter()
+    bar = tqdm(range(0, n, train.batch_size), desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch",
+               disable=not progress, mininterval=2.0)
+    for start in bar:
+        rows = order[start:start + train.batch_size].to(device)
+        tokens = encoder_tokens(config, codes, histories[rows], buckets[rows])
+        target_codes = codes[targets[rows]]
+        with _autocast(device):
+            logits = run.model(tokens, target_codes)
+        loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1))
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.state.step += 1
+        total_loss += float(loss.detach()) * len(rows)
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
+                        ex_s=f"{(start + len(rows)) / (time.perf_counter() - started):,.0f}", refresh=False)
+    return total_loss / n
+
+
+def _plan_to_budget(run: _Run, train: TigerTrainConfig, elapsed: float, epoch_seconds: float) -> None:
+    """After the first epoch of a budgeted run: decay the learning rate to 0 by the last epoch that fits,
+    not by train.epochs (a budget run would otherwise stop near the peak rate and lose the annealing)."""
+    if train.max_minutes is None or run.state.planned_epochs is not None:
+        return
+    run.state.planned_epochs = epochs_within_budget(60 * train.max_minutes, elapsed, epoch_seconds,
+                                                    run.state.epoch, train.epochs)
+    run.schedule.total_steps = run.state.planned_epochs * run.steps_per_epoch
+    log.info("a %.0f-minute budget fits %d epochs: the learning rate decays to 0 by then",
+             train.max_minutes, run.state.planned_epochs)
 
 
 def train_tiger(
     item_codes: np.ndarray,
-    train_examples: Sequences,
-    valid_examples: Sequences,
+    train_examples: Examples,
+    valid_examples: Examples,
     config: TigerConfig,
     train: TigerTrainConfig = TigerTrainConfig(),
     directory: pathlib.Path | None = None,
@@ -150,92 +224,44 @@ def train_tiger(
 ) -> tuple[Tiger, TigerState]:
     """Train on every prefix in `train_examples`; after each epoch, Recall@10 on (a fixed sample of)
     `valid_examples`; the best epoch's weights go to `directory/best.pt`."""
-    from tqdm.auto import tqdm
-
     device = default_device(train.device)
-    torch.manual_seed(train.seed)
-    model = Tiger(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-    n = len(train_examples.targets)
-    steps_per_epoch = max(1, math.ceil(n / train.batch_size))
-    schedule = WarmupCosine(train.warmup_steps, train.epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    state = TigerState()
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
-    if initial_weights is not None and not (checkpoint is not None and checkpoint.exists()):
-        model.load_state_dict(torch.load(initial_weights, map_location=device, weights_only=True)["model"])
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        _restore_rng(saved)
-        state = TigerState(**saved["state"])
-        log.info("resumed TIGER from %s at epoch %d", checkpoint, state.epoch)
-
+    run = _start_run(config, train, device, len(train_examples), checkpoint, initial_weights)
+    state = run.state
     codes = torch.as_tensor(item_codes, device=device)
     trie = SemanticIdTrie(item_codes, config.codebook_size).to(device)
-    buckets = torch.as_tensor(train_examples.buckets(config), device=device)
-    histories = torch.as_tensor(train_examples.histories, device=device)
-    targets = torch.as_tensor(train_examples.targets, device=device)
+    on_device = _on_device(train_examples, config, device)
     sample = np.random.default_rng(train.seed).permutation(len(valid_examples.targets))[: train.eval_users]
-    valid = Sequences(valid_examples.users[sample], valid_examples.histories[sample], valid_examples.targets[sample])
+    valid = valid_examples.take(sample)
 
     started = time.perf_counter()
     last_epoch = train.epochs if stop_after_epochs is None else min(train.epochs, state.epoch + stop_after_epochs)
     for epoch in range(state.epoch, last_epoch):
         if state.planned_epochs is not None and epoch >= state.planned_epochs:
             break
-        model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch))
-        total_loss, epoch_started = 0.0, time.perf_counter()
-        bar = tqdm(range(0, n, train.batch_size), desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch",
-                   disable=not progress, mininterval=2.0)
-        for start in bar:
-            rows = order[start:start + train.batch_size].to(device)
-            tokens = encoder_tokens(config, codes, histories[rows], buckets[rows])
-            target_codes = codes[targets[rows]]
-            with _autocast(device):
-                logits = model(tokens, target_codes)
-            loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            total_loss += float(loss.detach()) * len(rows)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
-                            ex_s=f"{(start + len(rows)) / (time.perf_counter() - epoch_started):,.0f}", refresh=False)
+        epoch_started = time.perf_counter()
+        loss = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress)
         train_seconds = time.perf_counter() - epoch_started
-        ranked = recommend(model, codes, trie, valid, top_k=10, beam_width=train.beam_width).items.numpy()
+        ranked = recommend(run.model, codes, trie, valid, top_k=10, beam_width=train.beam_width).items.numpy()
         recall = recall_at(ranked, valid.targets)
         state.epoch = epoch + 1
-        state.history.append({"epoch": state.epoch, "loss": total_loss / n, "valid_recall@10": recall,
-                              "examples_per_s": n / train_seconds, "seconds": time.perf_counter() - epoch_started})
-        log.info("epoch %d: loss %.4f, valid Recall@10 %.4f, %.0f examples/s", state.epoch, total_loss / n,
-                 recall, n / train_seconds)
+        state.history.append({"epoch": state.epoch, "loss": loss, "valid_recall@10": recall,
+                              "examples_per_s": len(train_examples) / train_seconds,
+                              "seconds": time.perf_counter() - epoch_started})
+        log.info("epoch %d: loss %.4f, valid Recall@10 %.4f, %.0f examples/s", state.epoch, loss, recall,
+                 len(train_examples) / train_seconds)
         if recall > state.best_recall:
             state.best_recall, state.best_epoch = recall, state.epoch
             if directory is not None:
-                _save(directory / BEST_FILE, {"model": model.state_dict()})
-        if train.max_minutes is not None and state.planned_epochs is None:
-            # decay the learning rate to 0 by the last epoch that fits, not by train.epochs: a budget run
-            # would otherwise stop near the peak rate and lose the annealing phase
-            state.planned_epochs = epochs_within_budget(
-                60 * train.max_minutes, time.perf_counter() - started, time.perf_counter() - epoch_started,
-                state.epoch, train.epochs)
-            schedule.total_steps = state.planned_epochs * steps_per_epoch
-            log.info("a %.0f-minute budget fits %d epochs: the learning rate decays to 0 by then",
-                     train.max_minutes, state.planned_epochs)
+                _save(directory / BEST_FILE, {"model": run.model.state_dict()})
+        _plan_to_budget(run, train, time.perf_counter() - started, time.perf_counter() - epoch_started)
         if checkpoint is not None:
-            _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), **_rng_states(), "state": state.__dict__})
+            _save(checkpoint, run.checkpoint())
         if train.max_minutes is not None and time.perf_counter() - started > 60 * train.max_minutes:
             log.info("stopping after epoch %d: the %.0f-minute budget is spent", state.epoch, train.max_minutes)
             break
-    model.eval()
-    return model, state
+    run.model.eval()
+    return run.model, state
 
 
 def load_weights(config: TigerConfig, path: pathlib.Path, device: str | None = None) -> Tiger:

@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from models.config import TwinConfig, TwinTrainConfig
-from models.rqvae import default_device
+from models.device import default_device
 from models.twin import ClusterBatch, TwinRanker
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipelines.artifacts import ArtifactStore
-from pipelines.config import logical_time
-from pipelines.delta import write_table
-from pipelines.ranking import blended_score
-from pipelines.retrieval import MODEL, RetrievalInputs, UpstreamTableError, load_retrieval_inputs
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import GOLD_CANDIDATES, Catalog
+from pipelines.lakehouse.config import logical_time
+from pipelines.lakehouse.ops import write_metrics
+from pipelines.lakehouse.table_io import write_table
+from pipelines.ranking.blend import blended_score
+from pipelines.ranking.config import RerankConfig
+from pipelines.ranking.inputs import load_ranker_inputs
+from pipelines.ranking.serving import load_ranker, rerank
+from pipelines.retrieval.inputs import RetrievalInputs, load_retrieval_inputs
+from pipelines.retrieval.serving import load_tiger, tiger_top_k
 from pipelines.splits import SplitConfig
-from pipelines.tables import GOLD_CANDIDATES, GOLD_SEMANTIC_IDS, Catalog
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,51 +36,21 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CandidatesConfig:
     run_date: dt.date
-    top_k: int = 100
+    # TIGER's list per user. With the ranker on, keep it at the depth the ranker's blend was chosen for
+    # (its card's `blend.depth`, RerankConfig.depth by default): the weight is only right for that list.
+    top_k: int = RerankConfig.depth
     beam_width: int | None = None  # None: top_k
     tiger_version: str | None = None  # None: the latest
     exclude_history: bool = True
     batch_size: int = 64  # users per beam-search batch (x beam width sequences)
     device: str | None = None
     rerank: bool = True  # TWIN-V2 reorders TIGER's top_k and keeps final_k
-    final_k: int = 20
+    final_k: int = RerankConfig.final_k
     ranker_version: str | None = None  # None: the latest
 
     @property
     def run_id(self) -> str:
         return f"generate-candidates-{self.run_date.isoformat()}"
-
-
-def load_tiger(store: ArtifactStore, version: str | None, inputs: RetrievalInputs, device: str | None):
-    """(model, version); fails clearly when the IDs table was rebuilt under another RQ-VAE."""
-    from models.config import TigerConfig
-    from models.tiger_training import load_weights
-
-    version = store.resolve(MODEL, version)
-    card = store.read_card(MODEL, version)
-    if card["rqvae_version"] != inputs.rqvae_version:
-        raise UpstreamTableError(
-            f"TIGER {version} was trained on RQ-VAE {card['rqvae_version']} IDs but {GOLD_SEMANTIC_IDS.name} "
-            f"now holds RQ-VAE {inputs.rqvae_version} IDs: train TIGER again"
-        )
-    model_config = dict(card["config"]["model"])
-    model = load_weights(TigerConfig(**model_config), store.directory(MODEL, version) / card["weights"], device)
-    return model, version, card
-
-
-def tiger_top_k(model, inputs: RetrievalInputs, examples, top_k: int, beam_width: int | None,
-                exclude_history: bool, batch_size: int, progress: bool = True, exclude_items=None):
-    import torch
-
-    from models.beam_search import SemanticIdTrie
-    from models.tiger_training import Sequences, recommend
-
-    device = next(model.parameters()).device
-    trie = SemanticIdTrie(inputs.index.codes, model.config.codebook_size).to(device)
-    codes = torch.as_tensor(inputs.index.codes, device=device)
-    return recommend(model, codes, trie, Sequences(examples.users, examples.histories, examples.targets),
-                     top_k=top_k, beam_width=beam_width or top_k, exclude_history=exclude_history,
-                     batch_size=batch_size, progress=progress, exclude_items=exclude_items)
 
 
 def candidate_rows(inputs: RetrievalInputs, users: np.ndarray, items: np.ndarray, retrieval_scores: np.ndarray,
@@ -105,8 +80,6 @@ def candidate_rows(inputs: RetrievalInputs, users: np.ndarray, items: np.ndarray
 def run_generate_candidates(
     spark: SparkSession, catalog: Catalog, store: ArtifactStore, config: CandidatesConfig
 ) -> dict[str, float]:
-    from pipelines.ops import write_metrics
-
     inputs = load_retrieval_inputs(catalog, SplitConfig())
     model, version, _ = load_tiger(store, config.tiger_version, inputs, config.device)
     serve = inputs.sequences.serve
@@ -117,9 +90,11 @@ def run_generate_candidates(
     ranker_scores = ranker_version = None
     blend_weight = math.inf
     if config.rerank:
-        from pipelines.ranker import load_ranker, load_ranker_inputs, rerank
-
         ranker, ranker_version, blend = load_ranker(store, config.ranker_version, inputs, config.device)
+        if blend.depth != config.top_k and not math.isinf(blend.weight):
+            log.warning("ranker %s chose its blend weight on TIGER lists of %d, but tonight's are %d long: "
+                        "pass --top-k %d (or retrain the ranker with --rerank-depth %d)", ranker_version,
+                        blend.depth, config.top_k, blend.depth, config.top_k)
         blend_weight = blend.weight
         ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=False)
         items, ranker_scores, order = rerank(ranker, ranker_inputs, serve.users, items, config.final_k,

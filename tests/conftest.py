@@ -7,15 +7,15 @@ import pathlib
 
 import pytest
 
-from pipelines.config import LakehouseConfig, SparkConfig
-from pipelines.tables import Catalog
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def spark():
-    from pipelines.spark import build_spark_session
+    from pipelines.lakehouse.spark import build_spark_session
 
     session = build_spark_session(
         SparkConfig(app_name="tigertwin-tests", master="local[2]", shuffle_partitions=2, driver_memory="2g")

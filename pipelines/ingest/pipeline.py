@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pipelines.config import logical_time
-from pipelines.delta import read_table, retry_on_conflict, table_version, write_table
 from pipelines.errors import IngestError
 from pipelines.ingest.formats import FORMATS, Kind, LineFormat, parse_lines, tabular_format
 from pipelines.ingest.reader import FORMAT_NAME as LINES_FORMAT
@@ -26,8 +24,11 @@ from pipelines.ingest.reader import (
     parquet_columns,
 )
 from pipelines.ingest.records import TimeRange
-from pipelines.ops import write_metrics, write_quarantine
-from pipelines.tables import SILVER_EVENTS, SILVER_ITEMS, Catalog
+from pipelines.lakehouse.catalog import SILVER_EVENTS, SILVER_ITEMS, Catalog
+from pipelines.lakehouse.config import logical_time
+from pipelines.lakehouse.delta import retry_on_conflict, table_version
+from pipelines.lakehouse.ops import write_metrics, write_quarantine
+from pipelines.lakehouse.table_io import read_table, write_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -38,10 +38,16 @@ def inspect() -> dict:
 
 
 def test(dag_id: str, date: str, conf: str) -> dict:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
     from jobs.demo import migrate, run_dag
 
     migrate()
-    return {"state": run_dag(dag_id, date, json.loads(conf))}
+    state = run_dag(dag_id, date, json.loads(conf))
+    with create_session() as session:
+        tasks = {ti.task_id: str(ti.state) for ti in session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id)}
+    return {"state": state, "tasks": tasks}
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from pipelines.config import LakehouseConfig
 from pipelines.ingest.synthetic import SynthConfig, write_raw
-from pipelines.sql import duckdb_connection
-from pipelines.tables import Catalog
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig
+from pipelines.lakehouse.sql import duckdb_connection
+from pipelines.presets import PRESETS
 
 RUNNER = pathlib.Path(__file__).with_name("airflow_runner.py")
 REPO = RUNNER.parents[2]
@@ -35,7 +36,7 @@ def _airflow(args, tmp_path, lakehouse):
                          cwd=tmp_path, timeout=900)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     assert out.returncode == 0 and lines, out.stdout[-3000:] + out.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return {**json.loads(lines[-1][len("RESULT "):]), "log": out.stdout + out.stderr}
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,7 @@ def test_task_graphs(dag_info):
 
 TABLES = ["silver_items", "silver_events", "gold_item_embeddings", "gold_semantic_ids", "gold_user_clusters",
           "gold_user_cluster_members", "gold_candidates"]
-CONF = {"tiger_size": "debug", "tiger_epochs": 1, "tiger_max_minutes": 5, "twin_epochs": 1, "top_k": 5,
-        "final_k": 3, "rqvae_epochs": 5}
+CONF = PRESETS["test"].dag_conf("test")
 
 
 def _counts(lakehouse):
@@ -93,11 +93,18 @@ def _counts(lakehouse):
     return {t: con.sql(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
 
 
+@pytest.mark.integration
 def test_nightly_fails_clearly_without_upstream_tables(tmp_path):
     result = _airflow(["test", "nightly_candidates", "2026-01-02", json.dumps(CONF)], tmp_path, tmp_path / "empty")
     assert result["state"] == "failed"
+    assert result["tasks"]["check_upstream_tables"] == "failed"
+    assert result["tasks"]["train_tiger"] == "upstream_failed"  # nothing trains on missing inputs
+    assert "upstream tables are not ready for this run" in result["log"]
+    for table in ("gold.semantic_ids", "gold.user_clusters", "gold.item_embeddings", "silver.events"):
+        assert f"{table}: no table at" in result["log"], table
 
 
+@pytest.mark.integration
 def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
     raw = write_raw(SynthConfig(n_items=60, n_users=8, median_history=20, seed=2), str(tmp_path / "raw"))
     conf = json.dumps({"path": str(pathlib.Path(raw["items"]).parent), **CONF})
@@ -107,7 +114,7 @@ def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
         assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
     first = _counts(lakehouse)
     assert all(n > 0 for n in first.values()), first
-    assert first["gold_candidates"] == 8 * 3
+    assert first["gold_candidates"] == 8 * PRESETS["test"].rerank.final_k
     for dag_id in order:
         assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
     assert _counts(lakehouse) == first
@@ -123,7 +130,7 @@ def _orphans(lakehouse):
     """Data files under the lakehouse that the current version of no table references."""
     from deltalake import DeltaTable
 
-    from pipelines.delta import data_files
+    from pipelines.lakehouse.delta import data_files
 
     on_disk = {str(p) for p in pathlib.Path(lakehouse).rglob("*.parquet")}
     referenced = set()

@@ -6,11 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.behavior import BehaviorClusterConfig, cluster_user_frame, run_cluster_behaviors
-from pipelines.clustering import ClusteringConfig
-from pipelines.delta import read_table, write_table
+from pipelines.behavior.clustering_job import (
+    BehaviorClusterConfig,
+    cluster_user_frame,
+    run_cluster_behaviors,
+)
+from pipelines.behavior.config import ClusteringConfig
 from pipelines.ingest.synthetic import SynthConfig, generate, synthetic_item_embeddings
-from pipelines.tables import GOLD_ITEM_EMBEDDINGS, SILVER_EVENTS
+from pipelines.lakehouse.catalog import GOLD_ITEM_EMBEDDINGS, SILVER_EVENTS
+from pipelines.lakehouse.table_io import read_table, write_table
 
 RUN = dt.date(2026, 11, 24)
 CONFIG = ClusteringConfig(gamma=10, seed=1)

@@ -7,15 +7,15 @@ import subprocess
 import pyarrow as pa
 import pytest
 
-from pipelines.delta import (
+from pipelines.lakehouse.delta import (
     ConcurrentWriteError,
     read_delta_arrow,
-    read_table,
     table_version,
     upsert_arrow,
     write_delta_arrow,
 )
-from pipelines.delta.commit import WriteScope, find_conflict
+from pipelines.lakehouse.delta.commit import WriteScope, find_conflict
+from pipelines.lakehouse.table_io import read_table
 from tests.conftest import job_command, job_env
 
 SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("writer", pa.int64()),

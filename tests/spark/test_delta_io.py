@@ -9,17 +9,17 @@ import pytest
 from deltalake import DeltaTable, QueryBuilder, write_deltalake
 from pyspark.sql import functions as F
 
-from pipelines.delta import (
+from pipelines.lakehouse.catalog import SILVER_EVENTS
+from pipelines.lakehouse.delta import (
     DeltaWriteError,
     EmptyOverwriteError,
     SchemaMismatchError,
     read_delta,
     table_version,
     write_delta,
-    write_table,
 )
-from pipelines.sql import duckdb_scan
-from pipelines.tables import SILVER_EVENTS
+from pipelines.lakehouse.sql import duckdb_scan
+from pipelines.lakehouse.table_io import write_table
 
 SCHEMA = pa.schema([
     pa.field("id", pa.int64(), nullable=False),
@@ -32,7 +32,7 @@ SCHEMA = pa.schema([
 
 
 def _frame(spark, ids, day=dt.date(2024, 1, 1)):
-    from pipelines.tables import TableSpec
+    from pipelines.lakehouse.catalog import TableSpec
 
     spark_schema = TableSpec("t.t", SCHEMA, ("id",)).spark_schema()
     rows = [
@@ -120,8 +120,8 @@ def test_schema_mismatch_names_the_column(spark, tmp_path):
 
 
 def _catalog(tmp_path):
-    from pipelines.config import LakehouseConfig
-    from pipelines.tables import Catalog
+    from pipelines.lakehouse.catalog import Catalog
+    from pipelines.lakehouse.config import LakehouseConfig
 
     return Catalog(LakehouseConfig(root=str(tmp_path / "lh")))
 

@@ -1,10 +1,10 @@
 import dataclasses
 import datetime as dt
 
-from pipelines.delta import read_table
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.ingest.synthetic import SynthConfig, write_raw
-from pipelines.item_embeddings import EmbedItemsConfig, run_embed_items
+from pipelines.items.embedding_job import EmbedItemsConfig, run_embed_items
+from pipelines.lakehouse.table_io import read_table
 
 
 def test_embeds_once_and_only_changed_items_again(spark, catalog, tmp_path):
@@ -33,7 +33,7 @@ def test_embeds_once_and_only_changed_items_again(spark, catalog, tmp_path):
 def test_als_source_fits_on_training_events_only(spark, catalog, tmp_path):
     import pandas as pd
 
-    from pipelines.collab_embeddings import AlsConfig
+    from pipelines.items.collab_embeddings import AlsConfig
 
     paths = write_raw(SynthConfig(n_items=60, n_users=30, median_history=15), str(tmp_path / "raw"))
     events = pd.read_parquet(paths["events"])

@@ -4,12 +4,15 @@ import datetime as dt
 import gzip
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from pipelines.delta import read_table, table_version
 from pipelines.ingest.formats import files_in_dataset_folder
 from pipelines.ingest.pipeline import IngestConfig, IngestError, run_ingest
 from pipelines.ingest.synthetic import SynthConfig, write_raw
+from pipelines.lakehouse.delta import table_version
+from pipelines.lakehouse.table_io import read_table
 
 RUN_DATE = dt.date(2026, 11, 24)
 
@@ -141,8 +144,16 @@ def test_synthetic_ingest_is_idempotent_and_merges(spark, catalog, tmp_path):
     assert sorted(map(tuple, read_table(spark, catalog, "silver.items").collect())) == items_before
     metrics = read_table(spark, catalog, "ops.metrics").filter("job = 'ingest'")
     assert metrics.count() == metrics.select("metric").distinct().count()  # no duplicates on rerun
-    completion = [r.completion for r in read_table(spark, catalog, "silver.events").collect()]
-    assert any(c is None for c in completion) and all(c is None or 0 <= c <= 1 for c in completion)
+    # completion exactly as the raw file has it (null where the generator left it unknown), never rescaled
+    key = ["user_id", "item_id", "ts"]
+    raw = pd.read_parquet(files["events"][0])
+    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
+    stored = read_table(spark, catalog, "silver.events").toPandas()
+    stored["ts"] = pd.to_datetime(stored["ts"], utc=True)  # the session's zone is UTC
+    merged = raw[key + ["completion"]].merge(stored[key + ["completion"]], on=key, suffixes=("_raw", ""))
+    assert len(merged) == len(stored) == len(raw) and merged["completion"].isna().any()
+    assert merged["completion"].isna().equals(merged["completion_raw"].isna())
+    assert np.allclose(merged["completion"].dropna(), merged["completion_raw"].dropna())
 
 
 def test_real_movielens_counts(spark, catalog, shared_data):

@@ -7,11 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.delta import table_version
 from pipelines.errors import IngestError
 from pipelines.ingest.formats import MAX_RAW_CHARS
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
-from pipelines.sql import duckdb_connection
+from pipelines.lakehouse.delta import table_version
+from pipelines.lakehouse.sql import duckdb_connection
 
 RUN_DATE = dt.date(2026, 11, 24)
 MAPPING = (("user_id", "uid"), ("item_id", "sku"), ("ts", "at"), ("rating", "stars"))

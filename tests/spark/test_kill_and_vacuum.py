@@ -10,11 +10,12 @@ import time
 
 import pytest
 
-from pipelines.config import LakehouseConfig
-from pipelines.delta import read_table, table_version
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.ingest.synthetic import SynthConfig, write_raw
-from pipelines.tables import Catalog
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig
+from pipelines.lakehouse.delta import table_version
+from pipelines.lakehouse.table_io import read_table
 from tests.conftest import job_command, job_env
 
 RUN = "2026-01-01"
@@ -60,7 +61,7 @@ def _parquet_files(uri):
 def _referenced(uri):
     from deltalake import DeltaTable
 
-    from pipelines.delta import data_files
+    from pipelines.lakehouse.delta import data_files
 
     return set(data_files(DeltaTable(uri), uri))
 
@@ -130,9 +131,11 @@ def test_vacuum_keeps_files_inside_the_retention_window(spark, catalog, tmp_path
     uri = catalog.location("silver.events")
     replaced = _parquet_files(uri) - _referenced(uri)
     assert replaced
-    from pipelines.delta.maintenance import vacuum_table
+    from pipelines.lakehouse.config import VACUUM_RETENTION_HOURS
+    from pipelines.lakehouse.delta.maintenance import vacuum_table
 
-    assert vacuum_table(uri).files == ()  # 7 days by default: yesterday's versions stay readable
+    # the project's 7-day window: yesterday's versions stay readable
+    assert vacuum_table(uri, retention_hours=VACUUM_RETENTION_HOURS).files == ()
     assert _parquet_files(uri) - _referenced(uri) == replaced
     assert read_table(spark, catalog, "silver.events", version=0).count() == 5  # time travel still works
 

@@ -7,12 +7,12 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs.sql import run as run_sql
-from pipelines.config import LakehouseConfig
-from pipelines.delta import read_table, read_table_arrow
 from pipelines.errors import LakehousePathError, QueryError, ReadOnlySqlError
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
-from pipelines.sql import check_spark_query, duckdb_connection, duckdb_scan
-from pipelines.tables import Catalog
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig
+from pipelines.lakehouse.sql import check_spark_query, duckdb_connection, duckdb_scan
+from pipelines.lakehouse.table_io import read_table, read_table_arrow
 
 ODD_NAMES = ["with space", "hash#tag", "100% sure", "it's \"quoted\"", "ünïcødé ✓", "brace{s}", "star*?"]
 

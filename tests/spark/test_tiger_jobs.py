@@ -1,9 +1,17 @@
-"""train-tiger -> generate-candidates -> evaluate on a small synthetic lakehouse."""
+"""train-tiger -> generate-candidates -> train-twin -> rerank -> evaluate on a small synthetic lakehouse.
+
+Each stage is a module-scoped fixture built on the one before, so every test
+names the stage it checks and a failure points at that stage.
+"""
 
 import dataclasses
 import datetime as dt
+import math
+import pathlib
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.config import (
@@ -14,27 +22,43 @@ from models.config import (
     TwinConfig,
     TwinTrainConfig,
 )
-from pipelines.artifacts import ArtifactStore
-from pipelines.behavior import BehaviorClusterConfig, run_cluster_behaviors
+from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
 from pipelines.candidates import CandidatesConfig, run_generate_candidates
-from pipelines.delta import read_table, write_table
-from pipelines.evaluation import EvaluateConfig, run_evaluate
+from pipelines.errors import UpstreamTableError
+from pipelines.evaluation.evaluate import EvaluateConfig, run_evaluate
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.ingest.synthetic import SynthConfig, generate, synthetic_item_embeddings, write_raw
-from pipelines.ranker import TrainTwinJobConfig, run_train_twin
-from pipelines.ranking import BLEND_WEIGHTS
-from pipelines.retrieval import TrainTigerJobConfig, UpstreamTableError, run_train_tiger
-from pipelines.rqvae_training import TrainRQVAEJobConfig, run_train_rqvae
-from pipelines.semantic_id_assignment import AssignSemanticIdsConfig, run_assign_semantic_ids
-from pipelines.tables import GOLD_ITEM_EMBEDDINGS
+from pipelines.items.assignment_job import AssignSemanticIdsConfig, run_assign_semantic_ids
+from pipelines.items.rqvae_job import TrainRQVAEJobConfig, run_train_rqvae
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import GOLD_ITEM_EMBEDDINGS, Catalog
+from pipelines.lakehouse.config import LakehouseConfig
+from pipelines.lakehouse.delta import table_version
+from pipelines.lakehouse.table_io import read_table, write_table
+from pipelines.ranking.blend import BLEND_WEIGHTS
+from pipelines.ranking.config import RerankConfig
+from pipelines.ranking.training import TrainTwinJobConfig, run_train_twin
+from pipelines.retrieval.inputs import load_retrieval_inputs
+from pipelines.retrieval.serving import load_tiger, tiger_top_k
+from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
+
+pytestmark = pytest.mark.integration
 
 RUN = dt.date(2026, 11, 24)
+USERS, TOP_K, DEPTH, FINAL_K = 25, 5, 10, 4
+TIGER = TrainTigerJobConfig(run_date=RUN, model=TigerConfig.debug(codebook_size=256),
+                            train=TigerTrainConfig(epochs=2, batch_size=64, warmup_steps=10, eval_users=USERS))
+TWIN = TrainTwinJobConfig(run_date=RUN, model=TwinConfig(d_model=16, heads=2, head_dim=8, mlp_dims=(16,)),
+                          train=TwinTrainConfig(epochs=2, negatives=4), rerank=RerankConfig(depth=DEPTH))
 
 
-@pytest.fixture
-def lakehouse(spark, catalog, tmp_path):
-    synth = SynthConfig(n_items=120, n_users=25, median_history=20, seed=4)
-    paths = write_raw(synth, str(tmp_path / "raw"))
+@pytest.fixture(scope="module")
+def semantic_ids(spark, tmp_path_factory) -> tuple[Catalog, ArtifactStore]:
+    """ingest -> synthetic item vectors -> RQ-VAE -> semantic IDs."""
+    root = tmp_path_factory.mktemp("tiger_jobs")
+    catalog = Catalog(LakehouseConfig(root=str(root / "lakehouse")))
+    synth = SynthConfig(n_items=120, n_users=USERS, median_history=20, seed=4)
+    paths = write_raw(synth, str(root / "raw"))
     run_ingest(spark, catalog, IngestConfig(format="synthetic", dataset="s", run_date=RUN,
                                             events_paths=(paths["events"],), items_paths=(paths["items"],)))
     items, _ = generate(synth)
@@ -42,77 +66,141 @@ def lakehouse(spark, catalog, tmp_path):
     rows = [(i, None, "synthetic-16", "synthetic", v.tolist()) for i, v in zip(items["item_id"], vectors, strict=True)]
     write_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name,
                 spark.createDataFrame(rows, GOLD_ITEM_EMBEDDINGS.spark_schema()), mode="overwrite")
-    store = ArtifactStore(root=str(tmp_path / "artifacts"))
+    store = ArtifactStore(root=str(root / "artifacts"))
     run_train_rqvae(catalog, store, TrainRQVAEJobConfig(
         run_date=RUN, model=RQVAEConfig(hidden_dims=(32,), latent_dim=8, codebook_size=16),
         train=RQVAETrainConfig(epochs=5, batch_size=64)))
-    return store
-
-
-def test_train_generate_rerun_evaluate(spark, catalog, lakehouse, tmp_path):
-    store = lakehouse
-    with pytest.raises(FileNotFoundError, match="gold.semantic_ids"):
-        run_train_tiger(catalog, store, TrainTigerJobConfig(run_date=RUN))  # IDs not assigned yet
     run_assign_semantic_ids(spark, catalog, store, AssignSemanticIdsConfig(run_date=RUN))
+    return catalog, store
 
-    config = TrainTigerJobConfig(run_date=RUN, model=TigerConfig.debug(codebook_size=256),
-                                 train=TigerTrainConfig(epochs=2, batch_size=64, warmup_steps=10, eval_users=25))
-    trained = run_train_tiger(catalog, store, config)
-    card = store.read_card("tiger", trained["version"])
-    assert card["data"]["gold.semantic_ids"] >= 0 and card["data"]["silver.events"] >= 0
-    assert card["metrics"]["epochs"] == 2 and card["rqvae_version"] == store.latest_version("rqvae")
-    assert trained["examples_per_s"] > 0 and 0 <= trained["best_valid_recall@10"] <= 1
-    warm = run_train_tiger(catalog, store, dataclasses.replace(config, version="warm", warm_start=True))
-    assert store.read_card("tiger", "warm")["warm_start"].endswith("best.pt") and warm["epochs"] == 2
 
-    candidates = CandidatesConfig(run_date=RUN, top_k=5, tiger_version=trained["version"], rerank=False)
-    metrics = run_generate_candidates(spark, catalog, store, candidates)
-    table = read_table(spark, catalog, "gold.candidates").toPandas()
-    assert metrics["users"] == 25 and len(table) == 25 * 5
+@pytest.fixture(scope="module")
+def tiger(semantic_ids) -> dict:
+    catalog, store = semantic_ids
+    return run_train_tiger(catalog, store, TIGER)
+
+
+@pytest.fixture(scope="module")
+def candidates(spark, semantic_ids, tiger) -> tuple[CandidatesConfig, pd.DataFrame, dict]:
+    """TIGER's list alone (no ranker yet) for RUN."""
+    catalog, store = semantic_ids
+    config = CandidatesConfig(run_date=RUN, top_k=TOP_K, tiger_version=tiger["version"], rerank=False)
+    metrics = run_generate_candidates(spark, catalog, store, config)
+    return config, read_table(spark, catalog, "gold.candidates").toPandas(), metrics
+
+
+@pytest.fixture(scope="module")
+def ranker(spark, semantic_ids, candidates) -> dict:
+    catalog, store = semantic_ids
+    run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test"))
+    return run_train_twin(catalog, store, TWIN)
+
+
+@pytest.fixture(scope="module")
+def reranked(spark, semantic_ids, candidates, ranker) -> pd.DataFrame:
+    catalog, store = semantic_ids
+    config = dataclasses.replace(candidates[0], rerank=True, top_k=DEPTH, final_k=FINAL_K)
+    run_generate_candidates(spark, catalog, store, config)
+    return read_table(spark, catalog, "gold.candidates").filter(f"run_date = '{RUN}'").toPandas()
+
+
+def test_train_tiger_without_semantic_ids_names_the_table(catalog, tmp_path):
+    with pytest.raises(FileNotFoundError, match="gold.semantic_ids"):
+        run_train_tiger(catalog, ArtifactStore(root=str(tmp_path / "artifacts")), TrainTigerJobConfig(run_date=RUN))
+
+
+def test_tiger_card_records_the_tables_it_read_and_every_epoch(semantic_ids, tiger):
+    catalog, store = semantic_ids
+    card = store.read_card("tiger", tiger["version"])
+    assert card["data"] == {name: table_version(catalog.location(name)) for name in ("gold.semantic_ids",
+                                                                                       "silver.events")}
+    assert card["rqvae_version"] == store.latest_version("rqvae")
+    steps_per_epoch = math.ceil(tiger["train_examples"] / TIGER.train.batch_size)
+    assert (tiger["epochs"], tiger["steps"]) == (2, 2 * steps_per_epoch)
+    assert [e["epoch"] for e in card["history"]] == [1, 2]
+    assert tiger["best_valid_recall@10"] == max(e["valid_recall@10"] for e in card["history"])
+
+
+def test_warm_start_keeps_the_weights_it_started_from(semantic_ids, tiger):
+    catalog, store = semantic_ids
+    warm = run_train_tiger(catalog, store, dataclasses.replace(TIGER, version="warm", warm_start=True))
+    source = store.read_card("tiger", "warm")["warm_start"]
+    assert source == str(store.directory("tiger", tiger["version"]) / "best.pt") and warm["epochs"] == 2
+    assert (store.directory("tiger", "warm") / "warm_start.pt").read_bytes() == pathlib.Path(source).read_bytes()
+
+
+def test_candidates_are_the_top_k_unseen_real_items_of_every_user(spark, semantic_ids, tiger, candidates):
+    catalog, _ = semantic_ids
+    _, table, metrics = candidates
+    assert metrics["users"] == USERS and len(table) == USERS * TOP_K
     assert table.groupby("user_id")["rank"].apply(sorted).map(lambda r: r == [1, 2, 3, 4, 5]).all()
-    assert table.groupby("user_id")["item_id"].nunique().eq(5).all()
-    assert set(table["model_version"]) == {trained["version"]} and table["ranker_score"].isna().all()
+    assert table.groupby("user_id")["item_id"].nunique().eq(TOP_K).all()
+    assert set(table["model_version"]) == {tiger["version"]} and table["ranker_score"].isna().all()
     ids = read_table(spark, catalog, "gold.semantic_ids").toPandas().set_index("item_id")["semantic_id"]
     assert (table["semantic_id"] == table["item_id"].map(ids)).all()  # every candidate is a real item
     events = read_table(spark, catalog, "silver.events").toPandas()
     seen = set(zip(events.user_id, events.item_id, strict=True))
     assert not any((u, i) in seen for u, i in zip(table.user_id, table.item_id, strict=True))
 
-    run_generate_candidates(spark, catalog, store, candidates)  # rerun: the partition is replaced
-    again = read_table(spark, catalog, "gold.candidates").toPandas()
+
+def test_candidates_rerun_replaces_the_date_and_a_new_date_adds_one(spark, semantic_ids, candidates):
+    catalog, store = semantic_ids
+    config, table, _ = candidates
+    run_generate_candidates(spark, catalog, store, config)
+    again = read_table(spark, catalog, "gold.candidates").filter(f"run_date = '{RUN}'").toPandas()
     key = ["user_id", "rank"]
     assert again.sort_values(key).reset_index(drop=True)[["user_id", "rank", "item_id"]].equals(
         table.sort_values(key).reset_index(drop=True)[["user_id", "rank", "item_id"]])
-    run_generate_candidates(spark, catalog, store, dataclasses.replace(candidates, run_date=RUN + dt.timedelta(1)))
-    assert read_table(spark, catalog, "gold.candidates").count() == 2 * len(table)
+    next_day = RUN + dt.timedelta(1)
+    run_generate_candidates(spark, catalog, store, dataclasses.replace(config, run_date=next_day))
+    assert read_table(spark, catalog, "gold.candidates").filter(f"run_date = '{next_day}'").count() == len(table)
 
-    # the TWIN-V2 ranker needs clusters without the held-out events
-    run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="none"))
-    twin = TrainTwinJobConfig(run_date=RUN, model=TwinConfig(d_model=16, heads=2, head_dim=8, mlp_dims=(16,)),
-                              train=TwinTrainConfig(epochs=2, negatives=4))
+
+def test_ranker_refuses_clusters_that_hold_the_held_out_events(spark, semantic_ids, tiger, tmp_path):
+    catalog, store = semantic_ids
+    copy = Catalog(LakehouseConfig(root=str(tmp_path / "lakehouse")))
+    shutil.copytree(catalog.config.root, copy.config.root)
+    run_cluster_behaviors(spark, copy, BehaviorClusterConfig(run_date=RUN, holdout="none", full_refresh=True))
     with pytest.raises(UpstreamTableError, match="--holdout valid_test"):
-        run_train_twin(catalog, store, twin)
-    run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test", full_refresh=True))
-    ranker = run_train_twin(catalog, store, twin)
-    assert 0 <= ranker["test_auc"] <= 1 and store.read_card("twin", ranker["version"])["hard_negatives_from_tiger"]
-    reranked = dataclasses.replace(candidates, rerank=True, top_k=10, final_k=4)
-    run_generate_candidates(spark, catalog, store, reranked)
-    final = read_table(spark, catalog, "gold.candidates").filter(f"run_date = '{RUN}'").toPandas()
-    assert len(final) == 25 * 4 and set(final["source"]) == {"tiger+twin"}
-    assert set(final["ranker_version"]) == {ranker["version"]} and final["ranker_score"].notna().all()
-    assert final.sort_values(["user_id", "rank"]).groupby("user_id")["score"].apply(
-        lambda s: s.is_monotonic_decreasing).all()
-    blend = store.read_card("twin", ranker["version"])["blend"]  # w chosen on held-out validation users
-    assert blend["calibration_users"] > 0 and set(blend["recall@10_by_weight"]) == {str(w) for w in BLEND_WEIGHTS}
-    expected = final["ranker_score"] if blend["weight"] is None else (
-        final["retrieval_score"] + blend["weight"] * final["ranker_score"])
-    assert np.allclose(final["score"], expected)
+        run_train_twin(copy, store, TWIN)
 
+
+def test_ranker_card_records_the_blend_and_the_depth_it_was_chosen_at(semantic_ids, ranker):
+    _, store = semantic_ids
+    card = store.read_card("twin", ranker["version"])
+    assert card["hard_negatives_from_tiger"] and card["blend"]["depth"] == DEPTH
+    assert card["blend"]["calibration_users"] > 0
+    assert set(card["blend"]["recall@10_by_weight"]) == {str(w) for w in BLEND_WEIGHTS}
+    assert card["metrics"]["test_auc"] == ranker["test_auc"]
+
+
+def test_rerank_orders_tiger_candidates_by_the_blend(semantic_ids, ranker, reranked):
+    _, store = semantic_ids
+    assert len(reranked) == USERS * FINAL_K and set(reranked["source"]) == {"tiger+twin"}
+    assert set(reranked["ranker_version"]) == {ranker["version"]} and reranked["ranker_score"].notna().all()
+    assert reranked.sort_values(["user_id", "rank"]).groupby("user_id")["score"].apply(
+        lambda s: s.is_monotonic_decreasing).all()
+    blend = store.read_card("twin", ranker["version"])["blend"]
+    expected = reranked["ranker_score"] if blend["weight"] is None else (
+        reranked["retrieval_score"] + blend["weight"] * reranked["ranker_score"])
+    assert np.allclose(reranked["score"], expected)
+
+
+def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids, tiger, ranker, tmp_path):
+    catalog, store = semantic_ids
     report = run_evaluate(spark, catalog, store, EvaluateConfig(run_date=RUN, plot_dir=str(tmp_path / "plots"),
-                                                                rerank_from=10))
+                                                                tiger_version=tiger["version"]))
     assert set(report["results"]) == {"tiger", "popularity", "knn", "tiger+twin"}
-    assert 0 <= report["results"]["tiger+twin"]["gauc"] <= 1
-    assert all(0 <= report["results"][m]["recall@10"] <= 1 for m in report["results"])
-    assert (tmp_path / "plots" / f"evaluation_{RUN.isoformat()}.png").exists()
+    # TIGER's Recall@10 again, from its top-10 and a plain loop over the test users
+    inputs = load_retrieval_inputs(catalog)
+    model, _, _ = load_tiger(store, tiger["version"], inputs, None)
+    test = inputs.sequences.test
+    top = tiger_top_k(model, inputs, test, 10, 20, True, batch_size=128, progress=False).items.numpy()
+    hits = [int(target in row) for row, target in zip(top.tolist(), test.targets.tolist(), strict=True)]
+    assert report["results"]["tiger"]["recall@10"] == pytest.approx(sum(hits) / len(hits))
     stored = read_table(spark, catalog, "ops.metrics").filter("job = 'evaluate'").toPandas()
-    assert {"tiger/recall@10", "popularity/ndcg@5", "knn/recall@5"} <= set(stored["metric"])
+    by_name = dict(zip(stored["metric"], stored["value"], strict=True))
+    for method, metrics in report["results"].items():
+        for name, value in metrics.items():
+            assert by_name[f"{method}/{name}"] == pytest.approx(value), f"{method}/{name}"
+    assert (tmp_path / "plots" / f"evaluation_{RUN.isoformat()}.png").stat().st_size > 0

@@ -11,8 +11,8 @@ from models.config import TigerConfig
 from models.rqvae import RQVAE, RQVAETrainConfig, load_rqvae, save_rqvae
 from models.tiger import Tiger
 from models.tiger_training import load_weights
-from pipelines.artifacts import ArtifactStore
 from pipelines.errors import ArtifactIntegrityError
+from pipelines.lakehouse.artifacts import ArtifactStore
 from tests.unit.test_rqvae import SMALL
 
 MARKER = "tigertwin-payload-ran"

@@ -4,14 +4,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.clustering import (
-    UNKNOWN_GROUP,
-    ClusteringConfig,
+from pipelines.behavior.clustering import (
     cluster_history,
     completion_groups,
     mean_within_cluster_cosine,
     sum_by_label,
 )
+from pipelines.behavior.config import UNKNOWN_GROUP, ClusteringConfig
 
 
 def _history(n, dim=8, seed=0, n_items=50, nan_ratio=0.1):

@@ -4,7 +4,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from pipelines.delta.files import ColumnStats, conform_batch, partition_value_to_str
+from pipelines.lakehouse.delta.files import ColumnStats, conform_batch, partition_value_to_str
 
 
 def test_stats_bound_the_data_and_count_nulls():

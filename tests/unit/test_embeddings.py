@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from pipelines.embeddings import TextEmbeddingConfig, embed_frame, item_text
+from pipelines.items.text_embeddings import TextEmbeddingConfig, embed_frame, item_text
 
 
 def test_item_text_skips_missing_fields():

@@ -4,9 +4,9 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from pipelines.config import LakehouseConfig
-from pipelines.freshness import StaleUpstreamError, require_fresh, table_problems
-from pipelines.tables import Catalog
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig
+from pipelines.lakehouse.freshness import StaleUpstreamError, require_fresh, table_problems
 
 
 def test_missing_empty_stale_and_fresh_tables(tmp_path):
@@ -30,7 +30,7 @@ def test_a_vacuum_does_not_make_a_stale_table_look_fresh(tmp_path):
 
     from deltalake import DeltaTable
 
-    from pipelines.freshness import last_data_write
+    from pipelines.lakehouse.freshness import last_data_write
 
     catalog = Catalog(LakehouseConfig(root=str(tmp_path)))
     uri = catalog.location("gold.user_clusters")

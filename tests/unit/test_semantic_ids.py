@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.semantic_ids import (
+from pipelines.items.semantic_ids import (
     SemanticIdCapacityError,
     assign_semantic_ids,
     chance_prefix_share,

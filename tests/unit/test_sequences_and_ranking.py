@@ -4,15 +4,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipelines.ranking import (
-    blended_order,
-    blended_score,
-    choose_blend_weight,
-    knn_topk,
-    popularity_topk,
-    ranking_metrics,
-)
-from pipelines.sequences import ItemIndex, build_sequences, training_item_counts
+from models.metrics import ranking_metrics
+from pipelines.evaluation.baselines import knn_topk, popularity_topk
+from pipelines.ranking.blend import blended_order, blended_score, choose_blend_weight
+from pipelines.retrieval.sequences import ItemIndex, build_sequences, training_item_counts
 from pipelines.splits import SplitConfig
 
 

@@ -4,14 +4,9 @@ import torch
 
 from models.beam_search import SemanticIdTrie, beam_search, exclusion_mask, score_all_items
 from models.config import TigerConfig, TigerTrainConfig
+from models.examples import Examples
 from models.tiger import Tiger, encoder_tokens
-from models.tiger_training import (
-    CHECKPOINT_FILE,
-    Sequences,
-    epochs_within_budget,
-    recommend,
-    train_tiger,
-)
+from models.tiger_training import CHECKPOINT_FILE, epochs_within_budget, recommend, train_tiger
 
 SMALL = TigerConfig.debug(codebook_size=4, max_history=5)
 
@@ -76,7 +71,7 @@ def _toy_sequences(codes_n=20, users=12, length=8):
             users_.append(f"u{u}")
             histories.append([-1] * (5 - len(h)) + h)
             targets.append(walk[t])
-    return Sequences(np.array(users_, dtype=object), np.array(histories), np.array(targets))
+    return Examples(np.array(users_, dtype=object), np.array(histories), np.array(targets))
 
 
 def test_debug_model_overfits_a_tiny_set():

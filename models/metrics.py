@@ -1,0 +1,63 @@
+"""Every quality metric the project reports (numpy): top-k retrieval metrics and the ranker's AUC/GAUC.
+
+Full ranking over all items, as in the TIGER paper; a target ranked beyond k, or
+not at all, is a miss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
+    """ranked [E, K] item rows best first (-1 = empty); targets [E] -> recall@k and ndcg@k."""
+    hits = ranked == targets[:, None]
+    position = np.where(hits.any(1), hits.argmax(1), np.iinfo(np.int64).max)
+    out = {}
+    for k in ks:
+        within = position < k
+        out[f"recall@{k}"] = float(within.mean()) if len(targets) else 0.0
+        gains = np.where(within, 1.0 / np.log2(np.minimum(position, k) + 2.0), 0.0)
+        out[f"ndcg@{k}"] = float(gains.mean()) if len(targets) else 0.0
+    return out
+
+
+def recall_at(ranked: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows whose target is anywhere in `ranked` (Recall@K for K = ranked's width)."""
+    return ranking_metrics(ranked, targets, ks=(ranked.shape[1],))[f"recall@{ranked.shape[1]}"]
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); nan without both classes."""
+    positives, negatives = labels == 1, labels == 0
+    n_pos, n_neg = int(positives.sum()), int(negatives.sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = _average_ranks(np.asarray(scores, dtype=np.float64))
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """Per-user AUC averaged with each user's number of pairs as weight (users with one class skipped)."""
+    _, user_rows = np.unique(np.asarray(users, dtype=object), return_inverse=True)
+    total, weight = 0.0, 0
+    order = np.argsort(user_rows, kind="stable")
+    bounds = np.flatnonzero(np.diff(user_rows[order])) + 1
+    for rows in np.split(order, bounds) if len(order) else []:
+        value = auc(labels[rows], scores[rows])
+        if not np.isnan(value):
+            total += value * len(rows)
+            weight += len(rows)
+    return total / weight if weight else float("nan")
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (as scipy's rankdata 'average')."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    average = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(average, ends - starts)
+    return ranks

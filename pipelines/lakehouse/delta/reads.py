@@ -1,0 +1,103 @@
+"""Reads: a table's snapshot (or a time-travel version) in Spark or as Arrow, and its data files.
+
+Reads take the snapshot's file list from delta-rs and let Spark's native
+Parquet reader (or pyarrow) scan it; paths are built from the log's relative
+paths so any local root works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from pipelines.lakehouse.delta.commit import open_table
+from pipelines.lakehouse.delta.files import filesystem_for
+from pipelines.lakehouse.delta.location import data_file_path, is_uri, normalize_location
+from pipelines.errors import MissingTableError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+def has_delta_connector(spark: SparkSession) -> bool:
+    """True when the session was built with Delta's JVM connector (then `format("delta")` is used)."""
+    return "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or "")
+
+
+def data_files(table, uri: str) -> list[str]:
+    """The snapshot's data files as paths Spark and pyarrow read as they are (not percent-encoded)."""
+    root = normalize_location(uri)
+    paths = pa.table(table.get_add_actions(flatten=False)).column("path").to_pylist()
+    return [data_file_path(root, p) for p in paths]
+
+
+def read_delta(
+    spark: SparkSession,
+    uri: str,
+    *,
+    version: int | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> DataFrame:
+    """The table's current snapshot, or `version` (time travel), as a Spark DataFrame."""
+    uri = normalize_location(uri)
+    if has_delta_connector(spark):
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(uri)
+
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    table = open_table(uri, storage_options, version)
+    if table is None:
+        raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
+    arrow_schema = pa.schema(table.schema().to_arrow())
+    spark_schema = from_arrow_schema(arrow_schema)
+    files = data_files(table, uri)
+    if not files:
+        return spark.createDataFrame([], spark_schema)
+    return (
+        spark.read.schema(spark_schema)
+        .option("basePath", uri)
+        .option("__globPaths__", "false")  # a path with [ ] { } * ? is a name, not a pattern
+        .parquet(*files)
+        .select(*arrow_schema.names)
+    )
+
+
+def read_delta_arrow(
+    uri: str,
+    *,
+    version: int | None = None,
+    schema: pa.Schema | None = None,
+    columns: Sequence[str] | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> tuple[pa.Table, int]:
+    """(snapshot as Arrow, its version) without Spark: for the torch jobs, which may run on GPU
+    workers without a JVM. Partition columns come back from the hive-style paths; `schema`
+    (default: the table's) is what the files are read as."""
+    import pyarrow.dataset as ds
+
+    uri = normalize_location(uri)
+    table = open_table(uri, storage_options, version)
+    if table is None:
+        raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
+    schema = schema if schema is not None else pa.schema(table.schema().to_arrow())
+    wanted = list(columns) if columns else None
+    files = data_files(table, uri)
+    if not files:
+        empty = schema.empty_table()
+        return (empty.select(wanted) if wanted else empty), table.version()
+    fs, base = filesystem_for(uri, storage_options)
+    paths = files if not is_uri(uri) else [filesystem_for(f, storage_options)[1] for f in files]
+    partition_by = list(table.metadata().partition_columns)
+    partitioning = ds.partitioning(pa.schema([schema.field(c) for c in partition_by]), flavor="hive")
+    dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
+                         partitioning=partitioning, partition_base_dir=base)
+    return dataset.to_table(columns=wanted), table.version()
+
+
+def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:
+    table = open_table(uri, storage_options)
+    return None if table is None else table.version()

@@ -1,0 +1,150 @@
+"""`tigertwin_delta`: a Spark 4 Python data source that writes Delta tables through delta-rs.
+
+Tasks write Parquet files (files.py) and return them as commit messages; the
+driver commits them once (commit.py); a failed job deletes what its tasks
+wrote, found by the write id the driver chose, so the table stays as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterCommitMessage
+from pyspark.sql.types import StructType
+
+from pipelines.lakehouse.delta.files import (
+    DataFile,
+    PartitionedFileWriter,
+    delete_files_of_write,
+    filesystem_for,
+    is_aborted,
+    mark_aborted,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "tigertwin_delta"
+
+
+def encode_schema(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def decode_schema(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+@dataclass
+class FilesWritten(WriterCommitMessage):
+    files: list[DataFile]
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """The writer's options, parsed once from Spark's string options."""
+
+    path: str
+    schema: pa.Schema
+    write_id: str
+    partition_by: tuple[str, ...]
+    replace_partitions: list[dict[str, object]] | None
+    storage_options: dict[str, str]
+    max_rows_per_file: int
+    custom_metadata: dict[str, str]
+    read_version: int | None  # the version the data was read at; None: the table did not exist
+    allow_empty: bool
+
+    @classmethod
+    def parse(cls, options) -> WriteOptions:
+        required = ("path", "schema", "write_id", "read_version")
+        missing = [k for k in required if not options.get(k)]
+        if missing:
+            raise ValueError(f"{FORMAT_NAME} writer needs option(s) {missing}; use pipelines.lakehouse.delta.write_delta")
+        replace = options.get("replace_partitions")
+        return cls(
+            path=options["path"],
+            schema=decode_schema(options["schema"]),
+            write_id=options["write_id"],
+            partition_by=tuple(c for c in options.get("partition_by", "").split(",") if c),
+            replace_partitions=json.loads(replace) if replace else None,
+            storage_options=json.loads(options.get("storage_options") or "{}"),
+            max_rows_per_file=int(options.get("max_rows_per_file") or 5_000_000),
+            custom_metadata=json.loads(options.get("custom_metadata") or "{}"),
+            read_version=json.loads(options["read_version"]),
+            allow_empty=options.get("allow_empty", "false") == "true",
+        )
+
+
+class DeltaDataSource(DataSource):
+    @classmethod
+    def name(cls) -> str:
+        return FORMAT_NAME
+
+    def writer(self, schema: StructType, overwrite: bool) -> DeltaArrowWriter:
+        return DeltaArrowWriter(WriteOptions.parse(self.options), overwrite)
+
+
+class DeltaArrowWriter(DataSourceArrowWriter):
+    def __init__(self, options: WriteOptions, overwrite: bool) -> None:
+        self.opts = options
+        self.overwrite = overwrite
+
+    def write(self, iterator: Iterator[pa.RecordBatch]) -> FilesWritten:
+        fs, root = filesystem_for(self.opts.path, self.opts.storage_options)
+        writer = PartitionedFileWriter(
+            self.opts.schema,
+            self.opts.partition_by,
+            self.opts.write_id,
+            fs,
+            root,
+            self.opts.max_rows_per_file,
+        )
+        try:
+            for batch in iterator:
+                writer.write(batch)
+            files = writer.close()
+            # A sibling task may have failed and abort() swept already: our files are then strays.
+            # abort() marks before it sweeps and we check after closing, so one of us removes them.
+            if is_aborted(fs, root, self.opts.write_id):
+                raise RuntimeError(f"write {self.opts.write_id} was aborted")
+            return FilesWritten(files)
+        except BaseException:
+            # This task's own files; abort() also sweeps by write id in case the task died hard.
+            delete_files_of_write(fs, root, self.opts.write_id)
+            raise
+
+    def commit(self, messages: list[WriterCommitMessage | None]) -> None:
+        from pipelines.lakehouse.delta.commit import commit_files
+
+        files = [f for m in messages if isinstance(m, FilesWritten) for f in m.files]
+        try:
+            version = commit_files(
+                self.opts.path,
+                self.opts.schema,
+                files,
+                mode="overwrite" if self.overwrite else "append",
+                read_version=self.opts.read_version,
+                allow_empty=self.opts.allow_empty,
+                partition_by=self.opts.partition_by,
+                replace_partitions=self.opts.replace_partitions,
+                storage_options=self.opts.storage_options or None,
+                custom_metadata=self.opts.custom_metadata or None,
+            )
+        except BaseException:
+            self._cleanup()
+            raise
+        log.info("committed %d file(s) to %s as version %d", len(files), self.opts.path, version)
+
+    def abort(self, messages: list[WriterCommitMessage | None]) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        fs, root = filesystem_for(self.opts.path, self.opts.storage_options)
+        mark_aborted(fs, root, self.opts.write_id)
+        removed = delete_files_of_write(fs, root, self.opts.write_id)
+        log.warning("write %s to %s aborted; removed %d file(s)", self.opts.write_id, self.opts.path, len(removed))

@@ -1,0 +1,256 @@
+"""Analyst access: the catalog's tables as read-only SQL views, in Spark and in DuckDB.
+
+Writes happen through jobs only. A query here may read the views
+(`silver_events`, `gold_candidates`, ...) and nothing else: statements other
+than SELECT / WITH / VALUES / TABLE / SHOW / DESCRIBE / EXPLAIN, file-path
+relations (`` text.`/etc/hostname` ``, `read_csv(...)`), table functions other
+than row generators, and JVM reflection are refused with ReadOnlySqlError
+before anything runs. Both engines check the parsed statement, not its text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from pipelines.lakehouse.delta import table_version
+from pipelines.lakehouse.delta.location import normalize_location
+from pipelines.errors import QueryError, ReadOnlySqlError
+from pipelines.lakehouse.catalog import TABLES, Catalog
+
+if TYPE_CHECKING:
+    import duckdb
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+# Spark's parsed-plan nodes a read-only query is made of (simple class names).
+_SPARK_QUERY_NODES = frozenset({
+    "Project", "Filter", "Aggregate", "Sort", "GlobalLimit", "LocalLimit", "Offset", "Tail", "Join", "LateralJoin",
+    "Union", "Intersect", "Except", "Distinct", "Deduplicate", "SubqueryAlias", "UnresolvedWith", "WithCTE",
+    "CTERelationDef", "CTERelationRef", "UnresolvedRelation", "OneRowRelation", "LocalRelation", "Window",
+    "UnresolvedHaving", "Generate", "Pivot", "Unpivot", "Sample", "Repartition", "RepartitionByExpression",
+    "Expand", "UnresolvedSubqueryColumnAliases", "UnresolvedInlineTable", "UnresolvedTableValuedFunction",
+    "WithWindowDefinition", "Range", "UnresolvedTVFAliases",
+})
+# Statements allowed at the root only: they list or describe, never change anything.
+_SPARK_READ_STATEMENTS = frozenset({
+    "ShowTables", "ShowViews", "ShowColumns", "ShowFunctions", "ShowNamespaces", "DescribeRelation",
+    "DescribeColumn", "DescribeFunction", "DescribeQueryCommand", "ExplainCommand",
+})
+_SPARK_STATEMENT_ARGS = frozenset({
+    "CurrentNamespace$", "UnresolvedTableOrView", "UnresolvedNamespace", "ResolvedNamespace",
+})
+_ROW_GENERATORS = frozenset({"range", "explode", "explode_outer", "inline", "inline_outer", "posexplode",
+                             "posexplode_outer", "stack", "generate_series", "unnest"})
+_SUBQUERY_EXPRESSIONS = frozenset({"ScalarSubquery", "Exists", "ListQuery", "LateralSubquery"})
+_REFLECTION = frozenset({"reflect", "java_method", "try_reflect"})
+ALLOWED = "SELECT / WITH / VALUES / SHOW / DESCRIBE / EXPLAIN over the catalog's views"
+
+
+def _seq(scala_seq) -> Iterator[Any]:
+    for i in range(scala_seq.size()):
+        yield scala_seq.apply(i)
+
+
+def _check_spark_expression(expr, query: str) -> None:
+    name = expr.getClass().getSimpleName()
+    if name == "UnresolvedFunction":
+        function = ".".join(_seq(expr.nameParts())).lower()
+        if function.split(".")[-1] in _REFLECTION:
+            raise ReadOnlySqlError(f"refused: {function}() calls JVM code; analyst SQL runs {ALLOWED}")
+    if name in _SUBQUERY_EXPRESSIONS:
+        _check_spark_plan(expr.plan(), query, root=False)
+    for child in _seq(expr.children()):
+        _check_spark_expression(child, query)
+
+
+def _check_spark_plan(plan, query: str, *, root: bool) -> None:
+    name = plan.getClass().getSimpleName()
+    if name == "ExplainCommand" and root:
+        _check_spark_plan(plan.logicalPlan(), query, root=False)
+        return
+    if root and name in _SPARK_READ_STATEMENTS or name in _SPARK_STATEMENT_ARGS:
+        return
+    if name not in _SPARK_QUERY_NODES:
+        raise ReadOnlySqlError(f"refused: {name} is not a query; analyst SQL runs {ALLOWED}")
+    if name == "UnresolvedRelation":
+        parts = list(_seq(plan.multipartIdentifier()))
+        if len(parts) != 1:
+            raise ReadOnlySqlError(f"refused: {'.'.join(parts)} is not one of the catalog's views "
+                                   "(files and other catalogs cannot be read here)")
+    if name == "UnresolvedTableValuedFunction":
+        function = ".".join(_seq(plan.name())).lower()
+        if function not in _ROW_GENERATORS:
+            raise ReadOnlySqlError(f"refused: table function {function}() reads outside the catalog's views")
+    for expr in _seq(plan.expressions()):
+        _check_spark_expression(expr, query)
+    for child in _seq(plan.children()):
+        _check_spark_plan(child, query, root=False)
+
+
+def check_spark_query(spark: SparkSession, query: str) -> None:
+    """Raise ReadOnlySqlError unless `query` only reads; nothing is run."""
+    parser = spark._jsparkSession.sessionState().sqlParser()  # type: ignore[union-attr]
+    try:
+        plan = parser.parsePlan(query)
+    except Exception as exc:  # py4j wraps Spark's ParseException
+        raise QueryError(f"cannot parse the query: {_first_line(exc)}") from None
+    _check_spark_plan(plan, query, root=True)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if line.strip() and not line.startswith(("An error occurred", "Trace", "\tat ")):
+            return line.strip().removeprefix("org.apache.spark.sql.catalyst.parser.ParseException: ")
+    return type(exc).__name__
+
+
+def read_only_sql(spark: SparkSession, query: str) -> DataFrame:
+    """`spark.sql(query)` after the read-only check, with SQL over file paths switched off."""
+    from pyspark.errors import AnalysisException
+
+    check_spark_query(spark, query)
+    spark.conf.set("spark.sql.runSQLOnFiles", "false")
+    try:
+        return spark.sql(query)
+    except AnalysisException as exc:
+        raise QueryError(_first_line(exc)) from None
+
+
+def views_named_in(query: str) -> set[str] | None:
+    """The catalog views a query names (only those need opening); None when it names none (SHOW TABLES)."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", query.lower()))
+    named = {spec.view_name for spec in TABLES.values() if spec.view_name in words}
+    return named or None
+
+
+def register_views(spark: SparkSession, catalog: Catalog, names: set[str] | None = None) -> list[str]:
+    """Existing catalog tables as temp views named like `silver_events` (only `names` when given)."""
+    from pipelines.lakehouse.table_io import read_table
+
+    registered = []
+    for spec in TABLES.values():
+        if names is not None and spec.view_name not in names:
+            continue
+        if table_version(catalog.location(spec.name), catalog.storage_options or None) is None:
+            continue
+        read_table(spark, catalog, spec.name).createOrReplaceTempView(spec.view_name)
+        registered.append(spec.view_name)
+    return registered
+
+
+# ---- DuckDB ---------------------------------------------------------------------------------
+
+_DUCKDB_READ_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def _duckdb_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _duckdb_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _duckdb_nodes(value)
+
+
+class ReadOnlyDuckDB:
+    """A DuckDB connection that only answers queries over the catalog's views.
+
+    File access is limited to the lakehouse and locked (no COPY elsewhere, ATTACH, INSTALL);
+    `sql()` refuses every statement but SELECT/EXPLAIN, and table functions that read files.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
+        self._con = con
+        self.views = views
+
+    def check(self, query: str) -> None:
+        import duckdb
+
+        try:
+            statements = self._con.extract_statements(query)
+        except duckdb.Error as exc:
+            raise ReadOnlySqlError(f"cannot parse the query: {exc}") from None
+        for statement in statements:
+            kind = statement.type.name
+            if kind not in _DUCKDB_READ_STATEMENTS:
+                raise ReadOnlySqlError(f"refused: a {kind} statement; analyst SQL runs {ALLOWED}")
+        serialized = self._con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
+        tree = json.loads(serialized[0]) if serialized else {"error": True}
+        if tree.get("error"):
+            if all(s.type.name == "EXPLAIN" for s in statements):
+                return
+            raise ReadOnlySqlError(f"refused: {tree.get('error_message', 'not a plain query')}")
+        for node in _duckdb_nodes(tree):
+            if node.get("type") == "TABLE_FUNCTION":
+                function = node["function"].get("function_name", "").lower()
+                if function not in _ROW_GENERATORS:
+                    raise ReadOnlySqlError(f"refused: table function {function}() reads outside the catalog's views")
+            if node.get("type") == "BASE_TABLE" and any(c in node.get("table_name", "") for c in "/.\\:"):
+                raise ReadOnlySqlError(f"refused: {node['table_name']!r} is a file, not one of the views {self.views}")
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        self.check(query)
+        return self._con.sql(query)
+
+    def execute(self, query: str, parameters: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        self.check(query)
+        return self._con.execute(query, parameters or [])
+
+
+def _duckdb_with_delta() -> duckdb.DuckDBPyConnection:
+    """DuckDB with the `delta` extension loaded from its PyPI wheel (no download at run time)."""
+    import pathlib
+
+    import duckdb
+    import duckdb_extension_delta
+
+    con = duckdb.connect()
+    folder = pathlib.Path(duckdb_extension_delta.__file__).parent / "extensions"
+    extension = next(folder.glob(f"v{duckdb.__version__}/delta.duckdb_extension"), None)
+    if extension is None:
+        raise RuntimeError(f"no delta extension for DuckDB {duckdb.__version__} under {folder}; "
+                           "pin duckdb and duckdb-extension-delta to the same version")
+    con.install_extension(str(extension))
+    con.load_extension("delta")
+    return con
+
+
+def duckdb_connection(catalog: Catalog) -> ReadOnlyDuckDB:
+    """A read-only DuckDB whose views (silver_events, ...) scan the catalog's Delta tables."""
+    con = _duckdb_with_delta()
+    views = []
+    for spec in TABLES.values():
+        location = catalog.location(spec.name)
+        if table_version(location, catalog.storage_options or None) is None:
+            continue
+        # the path is a parameter of the relation, never spliced into SQL text
+        con.table_function("delta_scan", [_duckdb_location(location)]).create_view(spec.view_name)
+        views.append(spec.view_name)
+    root = normalize_location(catalog.config.root)
+    if "://" not in root:
+        con.execute("SET allowed_directories = ?", [[root.rstrip("/") + "/"]])
+        con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return ReadOnlyDuckDB(con, views)
+
+
+def duckdb_scan(uri: str) -> pa.Table:
+    """One Delta table, read by DuckDB's delta extension, as Arrow (tests and tools)."""
+    return _duckdb_with_delta().table_function("delta_scan", [_duckdb_location(uri)]).to_arrow_table()
+
+
+def _duckdb_location(location: str) -> str:
+    """The delta extension percent-decodes plain paths (`50%` breaks): local tables go as file:// URIs."""
+    import pathlib
+
+    location = normalize_location(location)
+    return location if "://" in location else pathlib.Path(location).as_uri()

@@ -1,0 +1,46 @@
+"""Named run sizes, in one place: the paper's models, the CPU benchmark, the demo and the DAG tests.
+
+`train-tiger --size <name>` takes its model and training schedule from here, the
+nightly DAG's Param defaults come from "paper", `make demo` runs "demo" and the
+DAG tests run "test". No heavy imports: DAG files read these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from models.config import RQVAETrainConfig, TigerConfig, TigerTrainConfig, TwinTrainConfig
+from pipelines.ranking.config import RerankConfig
+
+
+@dataclass(frozen=True)
+class RunPreset:
+    tiger: TigerConfig = field(default_factory=TigerConfig)
+    tiger_train: TigerTrainConfig = field(default_factory=TigerTrainConfig)
+    rqvae_epochs: int = RQVAETrainConfig.epochs
+    twin_epochs: int = TwinTrainConfig.epochs
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+
+    def dag_conf(self, name: str) -> dict[str, object]:
+        """The DAG Params that select this preset (what `dag.test(run_conf=...)` takes)."""
+        return {"tiger_size": name, "tiger_epochs": self.tiger_train.epochs,
+                "tiger_max_minutes": self.tiger_train.max_minutes, "twin_epochs": self.twin_epochs,
+                "rerank_depth": self.rerank.depth, "final_k": self.rerank.final_k, "rqvae_epochs": self.rqvae_epochs}
+
+
+PRESETS: dict[str, RunPreset] = {
+    # The TIGER paper's model; a 2-hour nightly budget (the best epoch by validation Recall@10 is kept).
+    "paper": RunPreset(tiger_train=TigerTrainConfig(max_minutes=120)),
+    # What bench_tiger.py trains on 2 CPU cores: half the layers and heads, a higher learning rate for a
+    # 25-minute budget.
+    "cpu-bench": RunPreset(
+        tiger=TigerConfig(encoder_layers=2, decoder_layers=2, heads=4, head_dim=32, mlp_dim=512),
+        tiger_train=TigerTrainConfig(epochs=50, lr=2e-3, warmup_steps=300, eval_users=1_000, max_minutes=25),
+        rqvae_epochs=150),
+    # `make demo`: every DAG end to end in minutes on a laptop.
+    "demo": RunPreset(tiger=TigerConfig.debug(), tiger_train=TigerTrainConfig(epochs=3, max_minutes=10),
+                      rqvae_epochs=100, twin_epochs=3, rerank=RerankConfig(depth=20, final_k=10)),
+    # The DAG tests: the smallest run that still exercises every task.
+    "test": RunPreset(tiger=TigerConfig.debug(), tiger_train=TigerTrainConfig(epochs=1, max_minutes=5),
+                      rqvae_epochs=5, twin_epochs=1, rerank=RerankConfig(depth=5, final_k=3)),
+}

@@ -1,0 +1,86 @@
+"""Examples for the TWIN-V2 ranker (pure pandas/numpy).
+
+Each user's clusters (gold.user_clusters) become arrays in item rows; cross
+features are scaled to comparable ranges (completion in [0, 1], rating / 5,
+log1p of recency days / 10) with unknown values as 0. Labelled pairs: the
+user's next held-out event is the positive; negatives are catalog items the
+user never had, part of them from TIGER's candidates when given (hard ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.retrieval.sequences import ItemIndex
+
+CROSS_FEATURES = ("completion_mean", "rating_mean", "recency_days_mean")
+
+
+@dataclass(frozen=True)
+class UserClusters:
+    users: np.ndarray  # str, sorted
+    items: list[np.ndarray]  # per user: representative item rows
+    sizes: list[np.ndarray]  # per user: n
+    cross: list[np.ndarray]  # per user: [C, 3]
+
+    def position(self, user_ids: np.ndarray) -> np.ndarray:
+        return np.asarray(pd.Index(self.users).get_indexer(user_ids), dtype=np.int64)
+
+
+def scale_cross_features(frame: pd.DataFrame) -> np.ndarray:
+    completion = frame["completion_mean"].to_numpy(dtype=float)
+    rating = frame["rating_mean"].to_numpy(dtype=float) / 5.0
+    recency = np.log1p(np.clip(frame["recency_days_mean"].to_numpy(dtype=float), 0, None)) / 10.0
+    return np.nan_to_num(np.stack([completion, rating, recency], axis=1), nan=0.0).astype(np.float32)
+
+
+def user_clusters(clusters: pd.DataFrame, index: ItemIndex) -> UserClusters:
+    """gold.user_clusters rows -> per-user arrays; clusters whose representative has no semantic ID are left
+    out (load_ranker_inputs counts and logs them, and the ranker's card records the count)."""
+    frame = clusters.assign(row=index.rows(clusters["representative_item_id"]))
+    frame = frame[frame["row"] >= 0].sort_values(["user_id", "cluster_id"], kind="stable")
+    cross = scale_cross_features(frame)
+    users, starts = np.unique(frame["user_id"].to_numpy(dtype=object), return_index=True)
+    bounds = [*starts[1:], len(frame)]
+    rows, sizes = frame["row"].to_numpy(), frame["size"].to_numpy()
+    return UserClusters(
+        users=users,
+        items=[rows[a:b] for a, b in zip(starts, bounds, strict=True)],
+        sizes=[sizes[a:b] for a, b in zip(starts, bounds, strict=True)],
+        cross=[cross[a:b] for a, b in zip(starts, bounds, strict=True)],
+    )
+
+
+@dataclass(frozen=True)
+class Pairs:
+    user_positions: np.ndarray  # rows of UserClusters (-1: user has no clusters)
+    users: np.ndarray  # str
+    items: np.ndarray  # target item rows
+    labels: np.ndarray  # 1.0 positive, 0.0 negative
+
+
+def labelled_pairs(
+    users: np.ndarray, positives: np.ndarray, seen: list[np.ndarray], clusters: UserClusters, n_items: int,
+    negatives: int, rng: np.random.Generator, hard: list[np.ndarray] | None = None, hard_share: float = 0.5,
+) -> Pairs:
+    """One positive and `negatives` negatives per user; negatives avoid the user's items and the positive."""
+    out_users, out_items, out_labels = [], [], []
+    n_hard = int(round(negatives * hard_share)) if hard is not None else 0
+    for k, (user, positive) in enumerate(zip(users, positives, strict=True)):
+        banned = set(seen[k].tolist()) | {int(positive)}
+        chosen: list[int] = []
+        if hard is not None and n_hard:
+            chosen += [int(i) for i in hard[k] if i >= 0 and int(i) not in banned][:n_hard]
+        while len(chosen) < negatives and len(banned) + len(chosen) < n_items:
+            draw = int(rng.integers(n_items))
+            if draw not in banned and draw not in chosen:
+                chosen.append(draw)
+        out_users += [user] * (1 + len(chosen))
+        out_items += [int(positive), *chosen]
+        out_labels += [1.0] + [0.0] * len(chosen)
+    users_arr = np.asarray(out_users, dtype=object)
+    return Pairs(clusters.position(users_arr), users_arr, np.asarray(out_items, dtype=np.int64),
+                 np.asarray(out_labels, dtype=np.float32))

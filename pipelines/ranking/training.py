@@ -1,0 +1,150 @@
+"""The TWIN-V2 ranker's training job (torch; reads Delta with delta-rs, no Spark).
+
+The validation event is the positive, the test event is kept for evaluation.
+Negatives: catalog items the user never had, part of them from TIGER's top
+candidates when a TIGER model is available. The rerank orders TIGER's
+candidates by TIGER's score + w * the ranker's logit; w is chosen on
+validation users held out of training (`Blend`), on TIGER lists of the
+depth the nightly job reorders (`RerankConfig.depth`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.config import TwinConfig, TwinTrainConfig
+from models.examples import Examples
+from pipelines.errors import UpstreamTableError
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import GOLD_USER_CLUSTERS, Catalog
+from pipelines.ranking.blend import RANKER_ONLY, Blend, calibration_users, choose_blend_weight
+from pipelines.ranking.config import RerankConfig
+from pipelines.ranking.examples import UserClusters, labelled_pairs
+from pipelines.ranking.inputs import RankerInputs, load_ranker_inputs
+from pipelines.ranking.serving import MODEL, WEIGHTS_FILE, _arrays, evaluate_ranker, ranker_logits
+from pipelines.retrieval.inputs import RetrievalInputs
+from pipelines.retrieval.serving import load_tiger, tiger_top_k
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainTwinJobConfig:
+    run_date: dt.date
+    model: TwinConfig = field(default_factory=TwinConfig)
+    train: TwinTrainConfig = field(default_factory=TwinTrainConfig)
+    version: str | None = None
+    hard_negatives: bool = True  # from TIGER's candidates when a TIGER model exists
+    tiger_version: str | None = None
+    # The nightly list is TIGER's score + w * the ranker's logit over TIGER's top `rerank.depth`; w is chosen
+    # on `rerank.calibration_share` of the validation users, whom the ranker does not train on.
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+
+
+def calibrate_blend(model, inputs: RankerInputs, examples: Examples, tiger_items: np.ndarray,
+                    tiger_scores: np.ndarray) -> Blend:
+    """Choose w for TIGER score + w * logit by Recall@10 of `examples`' targets (users the ranker did not
+    train on) within TIGER's candidates."""
+    logits = ranker_logits(model, inputs, examples.users, tiger_items)
+    scores = np.where(tiger_items >= 0, tiger_scores, -np.inf)
+    weight, by_weight = choose_blend_weight(scores, logits, tiger_items, examples.targets)
+    log.info("blend weight %s on %d calibration users (Recall@10 by weight: %s)", weight, len(examples), by_weight)
+    return Blend(weight, len(examples), by_weight, depth=tiger_items.shape[1])
+
+
+def tiger_candidates_for(store: ArtifactStore, inputs: RetrievalInputs, examples: Examples, k: int,
+                         version: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """TIGER's top-k (items, scores) for `examples`, or None when no TIGER model fits the current IDs."""
+    try:
+        model, _, _ = load_tiger(store, version, inputs, None)
+    except (FileNotFoundError, UpstreamTableError) as exc:
+        log.info("no TIGER candidates: %s", exc)
+        return None
+    top = tiger_top_k(model, inputs, examples, k, None, True, batch_size=128)
+    return top.items.numpy(), top.scores.numpy().astype(np.float64)
+
+
+def fit_ranker(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
+               hard: np.ndarray | None = None, clusters: UserClusters | None = None,
+               rows: np.ndarray | None = None):
+    """Train on each user's validation event (positive) + negatives, for the validation examples `rows`
+    (default all; `hard` aligns with them); `clusters` overrides the inputs' (the raw-events ablation)."""
+    from models.twin_training import train_twin
+
+    clusters = clusters or inputs.clusters
+    valid = inputs.retrieval.sequences.valid
+    if rows is not None:
+        valid = valid.take(rows)
+    seen_by_user = dict(zip(inputs.retrieval.sequences.serve.users, inputs.retrieval.sequences.serve_seen, strict=True))
+    pairs = labelled_pairs(valid.users, valid.targets, [seen_by_user[u] for u in valid.users], clusters,
+                           len(inputs.vectors), train.negatives, np.random.default_rng(train.seed),
+                           hard=list(hard) if hard is not None else None, hard_share=train.hard_negative_share)
+    config = dataclasses.replace(model_config, item_dim=inputs.vectors.shape[1],
+                                 codebook_size=max(model_config.codebook_size, int(inputs.retrieval.index.codes.max()) + 1))
+    return train_twin(config, train, inputs.vectors, inputs.retrieval.index.codes, pairs.user_positions,
+                      pairs.items, pairs.labels, *_arrays(clusters))
+
+
+def fit_ranker_and_blend(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
+                         tiger: tuple[np.ndarray, np.ndarray] | None, rerank: RerankConfig = RerankConfig(),
+                         hard_negatives: bool = True, clusters: UserClusters | None = None):
+    """(model, history, blend): the ranker trained on the validation users outside the calibration share
+    (TIGER's top `rerank.hard_negative_pool` as hard negatives), the blend weight chosen on the others
+    within TIGER's `tiger` (items, scores) of every validation user, a list of the depth it will reorder.
+    Without TIGER: every user trains, the logit ranks alone."""
+    valid = inputs.retrieval.sequences.valid
+    held = (calibration_users(valid.users, rerank.calibration_share, train.seed) if tiger is not None
+            else np.zeros(len(valid), dtype=bool))
+    if held.all():
+        held[:] = False  # too few users to hold any out: train on all, rank by the logit
+    train_rows = np.flatnonzero(~held)
+    hard = tiger[0][train_rows, :rerank.hard_negative_pool] if tiger is not None and hard_negatives else None
+    model, history = fit_ranker(inputs, model_config, train, hard, clusters, rows=train_rows)
+    blend = RANKER_ONLY
+    if tiger is not None and held.any():
+        view = inputs if clusters is None else dataclasses.replace(inputs, clusters=clusters)
+        blend = calibrate_blend(model, view, valid.take(np.flatnonzero(held)), tiger[0][held], tiger[1][held])
+    return model, history, blend
+
+
+def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobConfig) -> dict[str, object]:
+    import torch
+
+    inputs = load_ranker_inputs(catalog)
+    valid = inputs.retrieval.sequences.valid
+    if len(valid) == 0:
+        raise UpstreamTableError("no user has 3+ events: nothing to train the ranker on")
+    tiger = tiger_candidates_for(store, inputs.retrieval, valid, config.rerank.depth, config.tiger_version)
+    started = time.perf_counter()
+    model, history, blend = fit_ranker_and_blend(inputs, config.model, config.train, tiger,
+                                                 config.rerank, config.hard_negatives)
+    seconds = time.perf_counter() - started
+    metrics = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, config.train.negatives,
+                              config.train.seed + 1)
+    versions = inputs.table_versions
+    version = config.version or (f"{config.run_date:%Y%m%d}-c{versions[GOLD_USER_CLUSTERS.name]}"
+                                 f"-s{versions['gold.semantic_ids']}")
+    directory = store.directory(MODEL, version)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict()}, directory / WEIGHTS_FILE)
+    card = {
+        "config": {"model": dataclasses.asdict(model.config), "train": dataclasses.asdict(config.train)},
+        "data": versions, "rqvae_version": inputs.retrieval.rqvae_version,
+        "run_date": config.run_date.isoformat(), "weights": WEIGHTS_FILE,
+        "hard_negatives_from_tiger": tiger is not None and config.hard_negatives,
+        "blend": blend.to_card(),
+        "metrics": {"test_auc": metrics["auc"], "test_gauc": metrics["gauc"], "train_seconds": seconds,
+                    "clusters_without_semantic_id": float(inputs.clusters_without_semantic_id),
+                    "pairs_per_s": float(np.mean([h["pairs_per_s"] for h in history])) if history else 0.0},
+        "history": history,
+    }
+    store.write_card(MODEL, version, card)
+    log.info("TWIN ranker %s: test AUC %.4f, GAUC %.4f, blend weight %s", version, metrics["auc"], metrics["gauc"],
+             blend.weight)
+    return {"version": version, **card["metrics"], "blend_weight": blend.to_card()["weight"]}

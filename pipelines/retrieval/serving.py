@@ -1,0 +1,45 @@
+"""Serving TIGER: load a trained model that matches tonight's semantic IDs, and its top-k per user
+by constrained beam search. Used by the nightly candidates, the evaluation and the ranker's training."""
+
+from __future__ import annotations
+
+from models.examples import Examples
+from pipelines.errors import UpstreamTableError
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import GOLD_SEMANTIC_IDS
+from pipelines.retrieval.inputs import RetrievalInputs
+
+MODEL = "tiger"  # the artifact store's name for TIGER models
+
+
+def load_tiger(store: ArtifactStore, version: str | None, inputs: RetrievalInputs, device: str | None):
+    """(model, version, card); fails clearly when the IDs table was rebuilt under another RQ-VAE."""
+    from models.config import TigerConfig
+    from models.tiger_training import load_weights
+
+    version = store.resolve(MODEL, version)
+    card = store.read_card(MODEL, version)
+    if card["rqvae_version"] != inputs.rqvae_version:
+        raise UpstreamTableError(
+            f"TIGER {version} was trained on RQ-VAE {card['rqvae_version']} IDs but {GOLD_SEMANTIC_IDS.name} "
+            f"now holds RQ-VAE {inputs.rqvae_version} IDs: train TIGER again"
+        )
+    model_config = dict(card["config"]["model"])
+    model = load_weights(TigerConfig(**model_config), store.directory(MODEL, version) / card["weights"], device)
+    return model, version, card
+
+
+def tiger_top_k(model, inputs: RetrievalInputs, examples: Examples, top_k: int, beam_width: int | None,
+                exclude_history: bool, batch_size: int, progress: bool = True, exclude_items=None):
+    """TIGER's top-k items per example by constrained beam search."""
+    import torch
+
+    from models.beam_search import SemanticIdTrie
+    from models.tiger_training import recommend
+
+    device = next(model.parameters()).device
+    trie = SemanticIdTrie(inputs.index.codes, model.config.codebook_size).to(device)
+    codes = torch.as_tensor(inputs.index.codes, device=device)
+    return recommend(model, codes, trie, examples,
+                     top_k=top_k, beam_width=beam_width or top_k, exclude_history=exclude_history,
+                     batch_size=batch_size, progress=progress, exclude_items=exclude_items)

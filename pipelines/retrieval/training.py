@@ -1,0 +1,124 @@
+"""TIGER's training job: gold.semantic_ids + silver.events -> artifacts/tiger/<version>/ (torch, no Spark).
+
+The artifact version is `<run date>-s<semantic_ids version>-e<events version>`:
+a rerun of the same date on the same tables resumes the same artifact. With
+`warm_start`, training starts from the latest TIGER trained on the same
+RQ-VAE version (a nightly fine-tune instead of a cold start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import pathlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.config import TigerConfig, TigerTrainConfig
+from pipelines.errors import UpstreamTableError
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import GOLD_SEMANTIC_IDS, SILVER_EVENTS, Catalog
+from pipelines.retrieval.inputs import RetrievalInputs, check_codebook, load_retrieval_inputs
+from pipelines.retrieval.serving import MODEL
+from pipelines.splits import SplitConfig
+
+log = logging.getLogger(__name__)
+
+WARM_START_FILE = "warm_start.pt"
+
+
+@dataclass(frozen=True)
+class TrainTigerJobConfig:
+    run_date: dt.date
+    model: TigerConfig = field(default_factory=TigerConfig)
+    train: TigerTrainConfig = field(default_factory=TigerTrainConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    version: str | None = None
+    warm_start: bool = False  # start from the latest TIGER trained on the same RQ-VAE version
+
+
+def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerConfig) -> pathlib.Path | None:
+    from models.tiger_training import BEST_FILE
+
+    latest = store.latest_version(MODEL)
+    if latest is None:
+        return None
+    card = store.verify(MODEL, latest)
+    if card.get("rqvae_version") != rqvae_version or card["config"]["model"] != dataclasses.asdict(config):
+        log.info("no warm start: the latest TIGER %s used other IDs or another architecture", latest)
+        return None
+    return store.directory(MODEL, latest) / BEST_FILE
+
+
+def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJobConfig) -> dict[str, object]:
+    from models.tiger_training import train_tiger
+
+    inputs = load_retrieval_inputs(catalog, config.split)
+    model_config = dataclasses.replace(config.model, max_history=config.split.max_history)
+    check_codebook(model_config, inputs.index)
+    data = inputs.sequences
+    if len(data.train) == 0:
+        raise UpstreamTableError(f"{SILVER_EVENTS.name} gives no training examples (users need 2+ training events)")
+    version = config.version or (
+        f"{config.run_date:%Y%m%d}-s{inputs.table_versions[GOLD_SEMANTIC_IDS.name]}"
+        f"-e{inputs.table_versions[SILVER_EVENTS.name]}"
+    )
+    directory = store.directory(MODEL, version)
+    warm, initial_weights = (_stage_warm_start(store, inputs.rqvae_version, model_config, directory)
+                             if config.warm_start else (None, None))
+    started = time.perf_counter()
+    model, state = train_tiger(inputs.index.codes, data.train, data.valid, model_config, config.train,
+                               directory=directory, initial_weights=initial_weights)
+    card = _model_card(config, model_config, inputs, model, state, time.perf_counter() - started, warm)
+    store.write_card(MODEL, version, card)
+    return {"version": version, "directory": str(directory), **card["metrics"]}
+
+
+def _stage_warm_start(store: ArtifactStore, rqvae_version: str, config: TigerConfig,
+                      directory: pathlib.Path) -> tuple[pathlib.Path | None, pathlib.Path | None]:
+    """(the weights warm-started from, their copy kept in the artifact so the run can be replayed);
+    (None, None): a cold start."""
+    import shutil
+
+    from models.tiger_training import CHECKPOINT_FILE
+
+    warm = _warm_start_weights(store, rqvae_version, config)
+    warm_file = directory / WARM_START_FILE
+    if warm is not None and warm.parent != directory and not (directory / CHECKPOINT_FILE).exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        log.info("warm start from %s", warm)
+        shutil.copy(warm, warm_file)
+    return warm, (warm_file if warm_file.exists() else None)
+
+
+def _model_card(config: TrainTigerJobConfig, model_config: TigerConfig, inputs: RetrievalInputs, model, state,
+                seconds: float, warm: pathlib.Path | None) -> dict[str, Any]:
+    """What the artifact records: configs, the tables' versions it read, metrics and the per-epoch history."""
+    from models.device import default_device
+    from models.tiger import count_parameters
+    from models.tiger_training import BEST_FILE
+
+    epochs = state.history
+    metrics: dict[str, float] = {
+        "best_valid_recall@10": state.best_recall, "best_epoch": state.best_epoch,
+        "epochs": state.epoch, "steps": state.step, "train_seconds": seconds,
+        "examples_per_s": float(np.mean([e["examples_per_s"] for e in epochs])) if epochs else 0.0,
+        **inputs.sequences.stats,
+    }
+    return {
+        "config": {"model": dataclasses.asdict(model_config), "train": dataclasses.asdict(config.train),
+                   "split": dataclasses.asdict(config.split)},
+        "data": inputs.table_versions,
+        "rqvae_version": inputs.rqvae_version,
+        "run_date": config.run_date.isoformat(),
+        "device": str(default_device(config.train.device)),
+        "parameters": count_parameters(model),
+        "weights": BEST_FILE,
+        "warm_start": str(warm) if warm else None,
+        "metrics": metrics,
+        "history": epochs,
+    }
