@@ -33,7 +33,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--beam-width", type=int, default=None, help="default: top-k")
     parser.add_argument("--tiger-version", default=None, help="default: the latest")
     parser.add_argument("--keep-history", action="store_true", help="allow items the user already has")
-    parser.add_argument("--batch-size", type=int, default=CandidatesConfig.batch_size, help="users per batch")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="users per beam-search batch (default: as many as memory holds; 256 on CPU)")
     parser.add_argument("--no-rerank", action="store_true", help="TIGER's order only (no TWIN-V2 ranker)")
     parser.add_argument("--final-k", type=int, default=CandidatesConfig.final_k, help="list length after reranking")
     parser.add_argument("--ranker-version", default=None, help="default: the latest")

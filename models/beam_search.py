@@ -42,6 +42,8 @@ class SemanticIdTrie:
             prefix = following
         self.children = tables
         self.reached = reached  # reached[l][i]: the node item i passes through after level l's code
+        # nodes after each level (items after the last): known here, so no device sync while decoding
+        self.nodes = [int(t.max()) + 1 if level + 1 < levels else n for level, t in enumerate(tables)]
 
     def to(self, device: torch.device) -> SemanticIdTrie:
         self.children = [t.to(device) for t in self.children]
@@ -50,8 +52,7 @@ class SemanticIdTrie:
 
     def open_nodes(self, level: int, allowed: torch.Tensor) -> torch.Tensor:
         """[B, nodes after `level`]: how many allowed items (allowed [B, N] bool) lie below each node."""
-        nodes = self.children[level].max().item() + 1 if level + 1 < self.levels else self.items
-        counts = torch.zeros(allowed.shape[0], int(nodes), device=allowed.device)
+        counts = torch.zeros(allowed.shape[0], self.nodes[level], device=allowed.device)
         return counts.scatter_add_(1, self.reached[level].expand(allowed.shape[0], -1), allowed.float())
 
 

@@ -21,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from models.beam_search import BeamResult, SemanticIdTrie, beam_search, exclusion_mask
+from models.beam_search_fast import batch_size_for, exclusion_mask_fast, fast_beam_search
 from models.config import TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.examples import Examples
@@ -93,16 +94,19 @@ def _save(path: pathlib.Path, payload: dict) -> None:
 
 def recommend(
     model: Tiger, item_codes: torch.Tensor, trie: SemanticIdTrie, sequences: Examples, top_k: int,
-    beam_width: int, exclude_history: bool = True, batch_size: int = 256, progress: bool = False,
-    exclude_items: list[np.ndarray] | None = None,
+    beam_width: int, exclude_history: bool = True, batch_size: int | None = None, progress: bool = False,
+    exclude_items: list[np.ndarray] | None = None, fast: bool = True,
 ) -> BeamResult:
-    """Top-k items per example by constrained beam search, batched. With `exclude_history`, the items
-    of `exclude_items` (per example; default: the history the model reads) are never returned."""
+    """Top-k items per example by constrained beam search, batched (None: as many users as memory holds).
+    With `exclude_history`, the items of `exclude_items` (per example; default: the history the model
+    reads) are never returned. `fast=False` runs the reference search (same results, for checks)."""
     from tqdm.auto import tqdm
 
     model.eval()
     device = next(model.parameters()).device
     item_codes, trie = item_codes.to(device), trie.to(device)
+    search, mask_of = (fast_beam_search, exclusion_mask_fast) if fast else (beam_search, exclusion_mask)
+    batch_size = batch_size or batch_size_for(model, max(beam_width, top_k), device)
     buckets = torch.as_tensor(user_buckets(sequences.users, model.config.user_buckets), device=device)
     histories = torch.as_tensor(sequences.histories, device=device)
     items, scores = [], []
@@ -113,9 +117,9 @@ def recommend(
         exclude = None
         if exclude_history:
             seen = h if exclude_items is None else exclude_items[start:start + batch_size]
-            exclude = exclusion_mask(seen, trie.items, device)
+            exclude = mask_of(seen, trie.items, device)
         with _autocast(device):
-            result = beam_search(model, tokens, trie, top_k, beam_width, exclude=exclude)
+            result = search(model, tokens, trie, top_k, beam_width, exclude=exclude)
         items.append(result.items.cpu())
         scores.append(result.scores.float().cpu())
     if not items:

@@ -42,7 +42,7 @@ class CandidatesConfig:
     beam_width: int | None = None  # None: top_k
     tiger_version: str | None = None  # None: the latest
     exclude_history: bool = True
-    batch_size: int = 64  # users per beam-search batch (x beam width sequences)
+    batch_size: int | None = None  # users per beam-search batch; None: what memory holds (256 on CPU)
     device: str | None = None
     rerank: bool = True  # TWIN-V2 reorders TIGER's top_k and keeps final_k
     final_k: int = RerankConfig.final_k

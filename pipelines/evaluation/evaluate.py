@@ -61,7 +61,7 @@ def evaluate_methods(
     examples = getattr(inputs.sequences, config.role)
     model, version, _ = load_tiger(store, config.tiger_version, inputs, None)
     started = time.perf_counter()
-    tiger = tiger_top_k(model, inputs, examples, 10, config.beam_width, config.exclude_history, batch_size=128)
+    tiger = tiger_top_k(model, inputs, examples, 10, config.beam_width, config.exclude_history)
     tiger_seconds = time.perf_counter() - started
     counts = training_item_counts(inputs.sequences.train, len(inputs.index.item_ids))
     ranked = {
@@ -86,7 +86,7 @@ def rerank_tiger(catalog, store, config: EvaluateConfig, inputs: RetrievalInputs
     ranker's AUC/GAUC on the same users."""
     ranker, _, blend = load_ranker(store, config.ranker_version, inputs)
     ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=True)
-    top = tiger_top_k(model, inputs, examples, blend.depth, None, config.exclude_history, batch_size=64)
+    top = tiger_top_k(model, inputs, examples, blend.depth, None, config.exclude_history)
     items, _, _ = rerank(ranker, ranker_inputs, examples.users, top.items.numpy(), 10,
                          retrieval_scores=top.scores.numpy().astype(np.float64), blend_weight=blend.weight)
     quality = evaluate_ranker(ranker, ranker_inputs, examples, negatives=20, seed=7)

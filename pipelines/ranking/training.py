@@ -66,7 +66,7 @@ def tiger_candidates_for(store: ArtifactStore, inputs: RetrievalInputs, examples
     except (FileNotFoundError, UpstreamTableError) as exc:
         log.info("no TIGER candidates: %s", exc)
         return None
-    top = tiger_top_k(model, inputs, examples, k, None, True, batch_size=128)
+    top = tiger_top_k(model, inputs, examples, k, None, True)
     return top.items.numpy(), top.scores.numpy().astype(np.float64)
 
 

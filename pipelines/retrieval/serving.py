@@ -30,8 +30,10 @@ def load_tiger(store: ArtifactStore, version: str | None, inputs: RetrievalInput
 
 
 def tiger_top_k(model, inputs: RetrievalInputs, examples: Examples, top_k: int, beam_width: int | None,
-                exclude_history: bool, batch_size: int, progress: bool = True, exclude_items=None):
-    """TIGER's top-k items per example by constrained beam search."""
+                exclude_history: bool, batch_size: int | None = None, progress: bool = True, exclude_items=None,
+                fast: bool = True):
+    """TIGER's top-k items per example (fast beam search; `fast=False`: the reference, for checks);
+    batch_size None: as many users as memory holds."""
     import torch
 
     from models.beam_search import SemanticIdTrie
@@ -42,4 +44,4 @@ def tiger_top_k(model, inputs: RetrievalInputs, examples: Examples, top_k: int, 
     codes = torch.as_tensor(inputs.index.codes, device=device)
     return recommend(model, codes, trie, examples,
                      top_k=top_k, beam_width=beam_width or top_k, exclude_history=exclude_history,
-                     batch_size=batch_size, progress=progress, exclude_items=exclude_items)
+                     batch_size=batch_size, progress=progress, exclude_items=exclude_items, fast=fast)

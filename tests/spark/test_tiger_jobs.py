@@ -195,7 +195,7 @@ def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids
     inputs = load_retrieval_inputs(catalog)
     model, _, _ = load_tiger(store, tiger["version"], inputs, None)
     test = inputs.sequences.test
-    top = tiger_top_k(model, inputs, test, 10, 20, True, batch_size=128, progress=False).items.numpy()
+    top = tiger_top_k(model, inputs, test, 10, 20, True, progress=False).items.numpy()
     hits = [int(target in row) for row, target in zip(top.tolist(), test.targets.tolist(), strict=True)]
     assert report["results"]["tiger"]["recall@10"] == pytest.approx(sum(hits) / len(hits))
     stored = read_table(spark, catalog, "ops.metrics").filter("job = 'evaluate'").toPandas()
