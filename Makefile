@@ -52,10 +52,12 @@ bench-delta: venv
 
 bench: venv  ## every benchmark (about 2 hours on 2 cores); figures in benchmarks/results/
 	$(PY) -m benchmarks.bench_delta_io
+	$(PY) -m benchmarks.bench_reliability
 	$(PY) -m benchmarks.bench_clustering
 	$(PY) -m benchmarks.bench_semantic_ids
 	$(PY) -m benchmarks.bench_tiger --size cpu-bench --minutes 25
-	$(PY) -m benchmarks.bench_twin
+	$(PY) -m benchmarks.bench_candidates --run benchmarks/.work/amazon-beauty
+	$(PY) -m benchmarks.bench_twin --tiger-run benchmarks/.work/ml-100k
 	$(PY) -m benchmarks.bench_pipeline
 
 clean:

@@ -14,6 +14,7 @@ from jobs.runtime import (
     artifacts_from,
     catalog_from,
     run_job,
+    set_torch_threads,
     setup_logging,
     spark_from,
 )
@@ -28,12 +29,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--beam-width", type=int, default=EvaluateConfig.beam_width)
     parser.add_argument("--role", choices=["test", "valid"], default="test")
     parser.add_argument("--plot-dir", default=EvaluateConfig.plot_dir)
-    add_common_args(parser)
+    add_common_args(parser, torch=True)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    set_torch_threads(args)
     config = EvaluateConfig(run_date=args.run_date, tiger_version=args.tiger_version, beam_width=args.beam_width,
                             role=args.role, plot_dir=args.plot_dir)
     report = run_evaluate(spark_from(args, "tigertwin-evaluate"), catalog_from(args), artifacts_from(args), config)

@@ -17,6 +17,7 @@ from jobs.runtime import (
     artifacts_from,
     catalog_from,
     run_job,
+    set_torch_threads,
     setup_logging,
     spark_from,
 )
@@ -39,12 +40,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--final-k", type=int, default=CandidatesConfig.final_k, help="list length after reranking")
     parser.add_argument("--ranker-version", default=None, help="default: the latest")
     parser.add_argument("--device", default=None)
-    add_common_args(parser)
+    add_common_args(parser, torch=True)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    set_torch_threads(args)
     config = CandidatesConfig(run_date=args.run_date, top_k=args.top_k, beam_width=args.beam_width,
                               tiger_version=args.tiger_version, exclude_history=not args.keep_history,
                               batch_size=args.batch_size, device=args.device, rerank=not args.no_rerank,

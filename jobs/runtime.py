@@ -21,7 +21,9 @@ from pipelines.lakehouse.config import (
 )
 
 
-def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True, spark: bool = True) -> None:
+def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True, spark: bool = True,
+                    torch: bool = False) -> None:
+    """The flags every job shares; `torch`: the job runs torch in this process (adds --threads)."""
     group = parser.add_argument_group("lakehouse, artifacts and Spark")
     group.add_argument(
         "--lakehouse", default=os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root),
@@ -37,6 +39,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True, s
             help=f"Spark master URL (env {ENV_SPARK_MASTER}); default local[*], or spark-submit's",
         )
     group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    if torch:
+        group.add_argument("--threads", type=int, default=None,
+                           help="torch CPU threads (default: the cores this process may run on)")
     if run_date:
         group.add_argument(
             "--run-date", type=dt.date.fromisoformat, default=dt.date.today(),
@@ -48,6 +53,13 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "matplotlib", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def set_torch_threads(args: argparse.Namespace) -> None:
+    """For jobs that run torch in this process: threads from --threads or the cores it is given."""
+    from models.device import set_cpu_threads
+
+    logging.getLogger("jobs").info("torch uses %d CPU thread(s)", set_cpu_threads(args.threads))
 
 
 def catalog_from(args: argparse.Namespace) -> Catalog:

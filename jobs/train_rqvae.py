@@ -13,7 +13,14 @@ import json
 import os
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
+from jobs.runtime import (
+    add_common_args,
+    artifacts_from,
+    catalog_from,
+    run_job,
+    set_torch_threads,
+    setup_logging,
+)
 from models.config import RQVAEConfig, RQVAETrainConfig
 from pipelines.items.rqvae_job import TrainRQVAEJobConfig, run_train_rqvae
 
@@ -33,12 +40,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=t.seed)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--version", default=None, help="artifact version (default <run date>-e<table version>)")
-    add_common_args(parser, spark=False)
+    add_common_args(parser, spark=False, torch=True)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    set_torch_threads(args)
     config = TrainRQVAEJobConfig(
         run_date=args.run_date,
         model=RQVAEConfig(levels=args.levels, codebook_size=args.codebook_size, latent_dim=args.latent_dim),

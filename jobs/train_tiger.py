@@ -14,7 +14,14 @@ import dataclasses
 import json
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
+from jobs.runtime import (
+    add_common_args,
+    artifacts_from,
+    catalog_from,
+    run_job,
+    set_torch_threads,
+    setup_logging,
+)
 from pipelines.presets import PRESETS
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
@@ -36,12 +43,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--warm-start", action="store_true", help="start from the latest TIGER on the same IDs")
     parser.add_argument("--version", default=None, help="artifact version (default <date>-s<ids>-e<events>)")
-    add_common_args(parser, spark=False)
+    add_common_args(parser, spark=False, torch=True)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    set_torch_threads(args)
     preset = PRESETS[args.size]
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "warmup_steps", "max_minutes",
                                                     "eval_users", "seed", "device")}

@@ -16,7 +16,14 @@ import argparse
 import json
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
+from jobs.runtime import (
+    add_common_args,
+    artifacts_from,
+    catalog_from,
+    run_job,
+    set_torch_threads,
+    setup_logging,
+)
 from models.config import TwinConfig, TwinTrainConfig
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.training import TrainTwinJobConfig, run_train_twin
@@ -42,12 +49,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=t.seed)
     parser.add_argument("--device", default=None)
     parser.add_argument("--version", default=None)
-    add_common_args(parser, spark=False)
+    add_common_args(parser, spark=False, torch=True)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    set_torch_threads(args)
     config = TrainTwinJobConfig(
         run_date=args.run_date,
         model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n),
