@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from pipelines.lakehouse.delta.commit import open_table
 from pipelines.errors import StaleUpstreamError
 from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.delta.commit import open_table
 
 # Upkeep commits (vacuum, compaction) change no data: they must not make a stale table look fresh.
 _UPKEEP_OPERATIONS = ("VACUUM", "OPTIMIZE")

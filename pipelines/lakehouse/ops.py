@@ -12,9 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pipelines.lakehouse.table_io import read_table, write_table
-from pipelines.lakehouse.delta import retry_on_conflict, table_version
 from pipelines.lakehouse.catalog import OPS_METRICS, OPS_QUARANTINE, Catalog
+from pipelines.lakehouse.delta import retry_on_conflict, table_version
+from pipelines.lakehouse.table_io import read_table, write_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

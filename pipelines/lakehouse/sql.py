@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pipelines.lakehouse.delta import table_version
-from pipelines.lakehouse.delta.location import normalize_location
 from pipelines.errors import QueryError, ReadOnlySqlError
 from pipelines.lakehouse.catalog import TABLES, Catalog
+from pipelines.lakehouse.delta import table_version
+from pipelines.lakehouse.delta.location import normalize_location
 
 if TYPE_CHECKING:
     import duckdb

@@ -29,6 +29,10 @@ class UserClusters:
     def position(self, user_ids: np.ndarray) -> np.ndarray:
         return np.asarray(pd.Index(self.users).get_indexer(user_ids), dtype=np.int64)
 
+    def arrays(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """(items, sizes, cross) as the ranker's scoring and training functions take them."""
+        return self.items, self.sizes, self.cross
+
 
 def scale_cross_features(frame: pd.DataFrame) -> np.ndarray:
     completion = frame["completion_mean"].to_numpy(dtype=float)

@@ -13,13 +13,11 @@ from models.metrics import auc, gauc
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.ranking.blend import blend_of, blended_order
-from pipelines.ranking.examples import UserClusters, labelled_pairs
+from pipelines.ranking.examples import labelled_pairs
 from pipelines.ranking.inputs import RankerInputs
 from pipelines.retrieval.inputs import RetrievalInputs
 
-MODEL = "twin"
-
-
+MODEL = "twin"  # the artifact store's name for the ranker
 WEIGHTS_FILE = "twin.pt"
 
 
@@ -81,10 +79,6 @@ def ranker_logits(model, inputs: RankerInputs, users: np.ndarray, candidates: np
     return flat_logits.reshape(candidates.shape)
 
 
-def _arrays(clusters: UserClusters):
-    return clusters.items, clusters.sizes, clusters.cross
-
-
 def evaluate_ranker(model, inputs: RankerInputs, examples: Examples, negatives: int, seed: int) -> dict[str, float]:
     """AUC and GAUC on held-out next events against random catalog negatives."""
     import torch
@@ -98,5 +92,5 @@ def evaluate_ranker(model, inputs: RankerInputs, examples: Examples, negatives: 
     device = next(model.parameters()).device
     scores = score(model, torch.as_tensor(inputs.vectors, device=device),
                    torch.as_tensor(inputs.retrieval.index.codes, device=device),
-                   pairs.user_positions, pairs.items, *_arrays(inputs.clusters))
+                   pairs.user_positions, pairs.items, *inputs.clusters.arrays())
     return {"auc": auc(pairs.labels, scores), "gauc": gauc(pairs.users, pairs.labels, scores), "pairs": float(len(scores))}

@@ -27,7 +27,7 @@ from pipelines.ranking.blend import RANKER_ONLY, Blend, calibration_users, choos
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.examples import UserClusters, labelled_pairs
 from pipelines.ranking.inputs import RankerInputs, load_ranker_inputs
-from pipelines.ranking.serving import MODEL, WEIGHTS_FILE, _arrays, evaluate_ranker, ranker_logits
+from pipelines.ranking.serving import MODEL, WEIGHTS_FILE, evaluate_ranker, ranker_logits
 from pipelines.retrieval.inputs import RetrievalInputs
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
 
@@ -88,7 +88,7 @@ def fit_ranker(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainC
     config = dataclasses.replace(model_config, item_dim=inputs.vectors.shape[1],
                                  codebook_size=max(model_config.codebook_size, int(inputs.retrieval.index.codes.max()) + 1))
     return train_twin(config, train, inputs.vectors, inputs.retrieval.index.codes, pairs.user_positions,
-                      pairs.items, pairs.labels, *_arrays(clusters))
+                      pairs.items, pairs.labels, *clusters.arrays())
 
 
 def fit_ranker_and_blend(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,

@@ -17,6 +17,7 @@ reader or pyarrow scan it. With the Delta connector, both use `format("delta")`.
 This module only re-exports the public names.
 """
 
+from pipelines.errors import DeltaWriteError, EmptyOverwriteError
 from pipelines.lakehouse.delta.commit import ConcurrentWriteError, SchemaMismatchError, WriteMode
 from pipelines.lakehouse.delta.reads import (
     data_files,
@@ -33,7 +34,6 @@ from pipelines.lakehouse.delta.writes import (
     write_delta,
     write_delta_arrow,
 )
-from pipelines.errors import DeltaWriteError, EmptyOverwriteError
 
 __all__ = [
     "AT_WRITE_START",

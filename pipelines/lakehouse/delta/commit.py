@@ -36,9 +36,9 @@ from deltalake.transaction import (
     create_table_with_add_actions,
 )
 
+from pipelines.errors import ConcurrentWriteError, EmptyOverwriteError, SchemaMismatchError
 from pipelines.lakehouse.delta.files import DataFile, filesystem_for, partition_value_to_str
 from pipelines.lakehouse.delta.location import normalize_location
-from pipelines.errors import ConcurrentWriteError, EmptyOverwriteError, SchemaMismatchError
 
 log = logging.getLogger(__name__)
 

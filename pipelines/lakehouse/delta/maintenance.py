@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
+from pipelines.errors import UnsafeVacuumError
 from pipelines.lakehouse.delta.commit import open_table
 from pipelines.lakehouse.delta.files import ABORT_MARKERS, filesystem_for
 from pipelines.lakehouse.delta.location import normalize_location
 from pipelines.lakehouse.delta.native import STAGING
-from pipelines.errors import UnsafeVacuumError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.lakehouse.delta.files import DataFile, footer_stats, partition_dir, partition_value_to_str
+from pipelines.lakehouse.delta.files import (
+    DataFile,
+    footer_stats,
+    partition_dir,
+    partition_value_to_str,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from pipelines.errors import MissingTableError
 from pipelines.lakehouse.delta.commit import open_table
 from pipelines.lakehouse.delta.files import filesystem_for
 from pipelines.lakehouse.delta.location import data_file_path, is_uri, normalize_location
-from pipelines.errors import MissingTableError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

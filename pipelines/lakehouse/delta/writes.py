@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 import pyarrow as pa
 
+from pipelines.errors import DeltaWriteError, EmptyOverwriteError, TigertwinError
 from pipelines.lakehouse.delta.commit import (
     ConcurrentWriteError,
     SchemaMismatchError,
@@ -33,7 +34,6 @@ from pipelines.lakehouse.delta.files import (
 )
 from pipelines.lakehouse.delta.location import is_uri, normalize_location
 from pipelines.lakehouse.delta.reads import has_delta_connector, read_delta_arrow, table_version
-from pipelines.errors import DeltaWriteError, EmptyOverwriteError, TigertwinError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
