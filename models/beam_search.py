@@ -86,19 +86,29 @@ def beam_search(
         step_keep = keep.repeat_interleave(beams, dim=0)
         logits = model.decode(step_memory, step_keep, model.decoder_input(codes.reshape(b * beams, level)))
         log_probs = logits[:, -1].float().log_softmax(-1).view(b, beams, k)
-        following = trie.children[level][prefix.clamp(min=0)]  # [B, beams, K]
-        valid = (following >= 0) & (prefix >= 0)[..., None]
-        if exclude is not None:  # never enter a branch whose items are all excluded
-            below = trie.open_nodes(level, ~exclude)
-            valid &= below.gather(1, following.clamp(min=0).view(b, -1)).view_as(following) > 0
-        candidate = torch.where(valid, scores[..., None] + log_probs, torch.full_like(log_probs, -torch.inf))
-        top = candidate.view(b, beams * k).topk(min(width, beams * k), dim=1)
-        beam, code = top.indices // k, top.indices % k
-        alive = torch.isfinite(top.values)
-        prefix = torch.where(alive, following.view(b, -1).gather(1, top.indices), torch.full_like(beam, -1))
-        scores = top.values
+        allowed = None if exclude is None else trie.open_nodes(level, ~exclude)
+        prefix, scores, beam, code = select_beams(trie, level, prefix, scores, log_probs, width, allowed)
         codes = torch.cat([codes.gather(1, beam[..., None].expand(-1, -1, level)), code[..., None]], dim=2)
     return BeamResult(items=prefix[:, :top_k], scores=scores[:, :top_k])
+
+
+def select_beams(trie: SemanticIdTrie, level: int, prefix: torch.Tensor, scores: torch.Tensor,
+                 log_probs: torch.Tensor, width: int, allowed_below: torch.Tensor | None = None):
+    """One level of the constrained search, shared by the reference and the fast path: extend each live beam
+    (prefix [B, beams], -1 = dead) by every code the trie allows (log_probs [B, beams, K]), never into a branch
+    whose allowed items (allowed_below, from `open_nodes`) are all excluded, and keep the `width` best.
+    Returns (prefix, scores, parent beam, code), each [B, width]."""
+    b, beams, k = log_probs.shape
+    following = trie.children[level][prefix.clamp(min=0)]  # [B, beams, K]
+    valid = (following >= 0) & (prefix >= 0)[..., None]
+    if allowed_below is not None:
+        valid &= allowed_below.gather(1, following.clamp(min=0).view(b, -1)).view_as(following) > 0
+    candidate = torch.where(valid, scores[..., None] + log_probs, torch.full_like(log_probs, -torch.inf))
+    top = candidate.view(b, beams * k).topk(min(width, beams * k), dim=1)
+    beam, code = top.indices // k, top.indices % k
+    prefix = torch.where(torch.isfinite(top.values), following.view(b, -1).gather(1, top.indices),
+                         torch.full_like(beam, -1))
+    return prefix, top.values, beam, code
 
 
 def exclusion_mask(items: list[np.ndarray] | torch.Tensor, n_items: int, device: torch.device) -> torch.Tensor:

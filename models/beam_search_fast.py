@@ -12,7 +12,9 @@ and values of the memory `beams` times. Here:
 - the per-level counts of allowed items under each trie node (exclusions) are
   built once per batch, with no host sync inside the loop.
 
-Same items and scores as the reference (within float rounding); tests check it
+Both paths choose beams with the same `select_beams` step; what differs is how
+the log-probabilities are decoded. Same items and scores as the reference
+(within float rounding); tests check it
 on random models and tries. Runs under `torch.inference_mode()`; bf16 on GPU
 comes from the caller's autocast.
 """
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from models.beam_search import BeamResult, SemanticIdTrie
+from models.beam_search import BeamResult, SemanticIdTrie, select_beams
 from models.tiger import BOS, Attention, DecoderLayer, Tiger, code_token
 
 
@@ -83,17 +85,8 @@ def fast_beam_search(
         rows = slice(level * k_codes, (level + 1) * k_codes)  # the head rows that score this level
         logits = F.linear(model.decoder_norm(x), model.head.weight[rows], model.head.bias[rows])
         log_probs = logits.float().log_softmax(-1)  # [B, beams, K]
-
-        following = trie.children[level][prefix.clamp(min=0)]  # [B, beams, K]
-        valid = (following >= 0) & (prefix >= 0)[..., None]
-        if allowed is not None:  # never enter a branch whose items are all excluded
-            valid &= allowed[level].gather(1, following.clamp(min=0).view(b, -1)).view_as(following) > 0
-        candidate = torch.where(valid, scores[..., None] + log_probs, torch.full_like(log_probs, -torch.inf))
-        top = candidate.view(b, beams * k_codes).topk(min(width, beams * k_codes), dim=1)
-        beam, code = top.indices // k_codes, top.indices % k_codes
-        prefix = torch.where(torch.isfinite(top.values), following.view(b, -1).gather(1, top.indices),
-                             torch.full_like(beam, -1))
-        scores = top.values
+        prefix, scores, beam, code = select_beams(trie, level, prefix, scores, log_probs, width,
+                                                  None if allowed is None else allowed[level])
         if level + 1 == trie.levels:
             break
         tokens = code_token(model.config, level, code)
