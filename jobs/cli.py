@@ -21,6 +21,7 @@ COMMANDS = {
     "train-twin": "jobs.train_twin",
     "generate-candidates": "jobs.generate_candidates",
     "evaluate": "jobs.evaluate",
+    "optimize": "jobs.optimize",
     "vacuum": "jobs.vacuum",
 }
 

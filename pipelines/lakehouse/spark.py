@@ -44,6 +44,9 @@ def build_spark_session(config: SparkConfig = SparkConfig()) -> SparkSession:
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(config.arrow_batch_rows),
         "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
+        # Reads name their files from the Delta log; above 32 paths Spark would list them with a Spark job
+        # of one task per file (a 300-task stage before a query over a 300-day table even starts).
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         "spark.ui.enabled": str(config.ui_enabled).lower(),
         "spark.driver.memory": config.driver_memory,
         "spark.python.worker.reuse": "true",

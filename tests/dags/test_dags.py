@@ -73,10 +73,11 @@ def test_task_graphs(dag_info):
     assert tasks["generate_candidates"]["outlets"] == ["gold.candidates"]
     assert "gold.semantic_ids" in nightly["schedule"] and "gold.user_clusters" in nightly["schedule"]
     maintenance = dag_info["dags"]["lakehouse_maintenance"]
-    assert maintenance["schedule"] == "@weekly" and list(maintenance["tasks"]) == ["vacuum"]
-    assert maintenance["tasks"]["vacuum"]["queue"] != "gpu"
+    assert maintenance["schedule"] == "@daily" and list(maintenance["tasks"]) == ["optimize", "vacuum"]
+    assert maintenance["tasks"]["optimize"]["downstream"] == ["vacuum"]
+    assert all(task["queue"] != "gpu" for task in maintenance["tasks"].values())
     for dag_id, dag in dag_info["dags"].items():
-        if dag_id not in ("nightly_candidates", "lakehouse_maintenance"):
+        if dag_id != "nightly_candidates":
             assert dag["schedule"] == "@daily"
         for task in dag["tasks"].values():
             assert task["timeout_s"]
@@ -118,12 +119,27 @@ def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
     for dag_id in order:
         assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
     assert _counts(lakehouse) == first
-    # The reruns replaced files; the weekly vacuum (window 0 here) removes every one no version needs.
-    assert _orphans(lakehouse)
+    # The reruns replaced files and appended metrics; maintenance (vacuum window 0 here) compacts, then
+    # removes every file no version needs.
+    assert _orphans(lakehouse) and _most_files_in_a_partition(lakehouse) > 1
     vacuum = json.dumps({"retention_hours": 0, "force_short_window": True})
     assert _airflow(["test", "lakehouse_maintenance", "2026-01-04", vacuum], tmp_path, lakehouse)["state"] == "success"
     assert _orphans(lakehouse) == set()
     assert _counts(lakehouse) == first
+    assert _most_files_in_a_partition(lakehouse) == 1
+
+
+def _most_files_in_a_partition(lakehouse):
+    from collections import Counter
+
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    counts = Counter()
+    for log in pathlib.Path(lakehouse).glob("*/*/_delta_log"):
+        for add in pa.table(DeltaTable(str(log.parent)).get_add_actions(flatten=False)).to_pylist():
+            counts[(str(log.parent), tuple(sorted((add.get("partition") or {}).items())))] += 1
+    return max(counts.values())
 
 
 def _orphans(lakehouse):

@@ -171,3 +171,25 @@ def test_empty_overwrite_is_refused_unless_allowed_and_empty_table_reads(spark, 
     _write(spark, _frame(spark, range(3)).limit(0), uri, mode="overwrite", allow_empty=True)
     assert read_delta(spark, uri).count() == 0
     assert DeltaTable(uri).version() == 1
+
+
+def test_a_write_adds_one_file_per_partition_and_compaction_keeps_every_reader_s_rows(spark, tmp_path):
+    from pipelines.lakehouse.delta.compaction import compact_table
+
+    uri = str(tmp_path / "t")
+    days = [dt.date(2024, 1, d) for d in (1, 2, 3)]
+    for run in range(3):  # three nightly appends, each spread over several tasks and all three days
+        frame = _frame(spark, range(run * 30, run * 30 + 30)).repartition(4)
+        frame = frame.withColumn("day", F.element_at(F.array(*[F.lit(d) for d in days]), (F.col("id") % 3 + 1).cast("int")))
+        _write(spark, frame, uri, mode="append")
+    assert len(DeltaTable(uri).file_uris()) == 9  # 3 writes x 3 days, not x 4 tasks
+    before = _sorted_rows([r.asDict() for r in read_delta(spark, uri).collect()])
+
+    result = compact_table(uri)
+
+    assert (result.files_before, result.files_after, result.partitions_compacted) == (9, 3, 3)
+    assert result.version == table_version(uri) == 3
+    assert _sorted_rows([r.asDict() for r in read_delta(spark, uri).collect()]) == before
+    assert _sorted_rows(DeltaTable(uri).to_pyarrow_table()) == before
+    assert _sorted_rows(duckdb_scan(uri)) == before
+    assert {r.id for r in read_delta(spark, uri, version=2).collect()} == set(range(90))  # time travel

@@ -53,6 +53,7 @@ __all__ = [
     "WriteMode",
     "check_schema",
     "commit_files",
+    "commit_rewrite",
     "open_table",
 ]
 
@@ -224,16 +225,60 @@ def commit_files(
     raise ConcurrentWriteError(f"commit to {uri} lost the race {MAX_COMMIT_ATTEMPTS} times; rerun the job")
 
 
-def _add_actions(uri: str, files: Sequence[DataFile], scope: WriteScope) -> list[AddAction]:
+def _add_actions(uri: str, files: Sequence[DataFile], scope: WriteScope, data_change: bool = True) -> list[AddAction]:
     adds = [
         AddAction(path=f.path, size=f.size, partition_values=f.partition_values,
-                  modification_time=f.modification_time, data_change=True, stats=f.stats)
+                  modification_time=f.modification_time, data_change=data_change, stats=f.stats)
         for f in files
     ]
     stray = [a.path for a in adds if scope.partitions is not None and not scope.touches(a.partition_values)]
     if stray:  # a file of this write outside the named partitions would silently grow the table
         raise ValueError(f"partition overwrite of {uri}: rows fall outside the replaced partitions (first file {stray[0]})")
     return adds
+
+
+def commit_rewrite(
+    uri: str,
+    schema: pa.Schema,
+    replaced: Sequence[str],
+    files: Sequence[DataFile],
+    *,
+    partition_by: Sequence[str] = (),
+    storage_options: dict[str, str] | None = None,
+    custom_metadata: dict[str, str] | None = None,
+) -> int:
+    """Swap the live files `replaced` (table-relative paths) for `files` holding the same rows, as one commit
+    with dataChange=false (compaction: readers and other writers see no data change).
+
+    It conflicts only when a file it replaces is no longer live (a concurrent overwrite or compaction
+    removed it): committing then would bring those rows back. Appends since are kept as they are.
+    """
+    uri = normalize_location(uri)
+    adds = _add_actions(uri, files, WriteScope("append"), data_change=False)
+    wanted = set(replaced)
+    for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+        table = open_table(uri, storage_options)
+        if table is None:
+            raise ConcurrentWriteError(f"{uri} is gone; nothing to compact")
+        latest = table.version()
+        live = {add["path"]: add for add in pa.table(table.get_add_actions(flatten=False)).to_pylist()}
+        gone = sorted(wanted - set(live))
+        if gone:
+            raise ConcurrentWriteError(f"compaction of {uri}: {gone[0]} (and {len(gone) - 1} more) was removed by a "
+                                       f"concurrent write at or before version {latest}; rerun it")
+        _check_table_matches(table, schema, partition_by, uri)
+        now_ms = int(time.time() * 1000)
+        removes = [
+            RemoveAction(path=path, data_change=False, deletion_timestamp=now_ms, size=live[path]["size_bytes"],
+                         partition_values={k: partition_value_to_str(v, k)
+                                           for k, v in (live[path].get("partition") or {}).items()})
+            for path in replaced
+        ]
+        if _commit_next(table, [*removes, *adds], schema, partition_by, custom_metadata):
+            return latest + 1
+        log.info("compaction commit to %s lost the race (attempt %d); re-checking", uri, attempt)
+        time.sleep(random.uniform(0.01, 0.05) * min(attempt, 10))
+    raise ConcurrentWriteError(f"compaction commit to {uri} lost the race {MAX_COMMIT_ATTEMPTS} times; rerun it")
 
 
 def _commit_next(table: DeltaTable, actions: list, schema: pa.Schema, partition_by: Sequence[str],

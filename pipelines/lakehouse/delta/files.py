@@ -27,6 +27,7 @@ _SAFE_PARTITION_VALUE = re.compile(r"^[A-Za-z0-9._+\-]+$")
 # Delta readers compare string stats as prefixes; long strings are left out rather than truncated.
 _MAX_STRING_STAT_LEN = 32
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+MAX_ROWS_PER_FILE = 5_000_000  # every writer rolls a file over here, so a skewed partition still splits
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ class PartitionedFileWriter:
         write_id: str,
         filesystem: pafs.FileSystem,
         root_path: str,
-        max_rows_per_file: int = 5_000_000,
+        max_rows_per_file: int = MAX_ROWS_PER_FILE,
         row_group_rows: int = 1 << 20,
     ) -> None:
         self.schema = schema

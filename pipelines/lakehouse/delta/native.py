@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.lakehouse.delta.files import (
+    MAX_ROWS_PER_FILE,
     DataFile,
     footer_stats,
     partition_dir,
@@ -60,7 +61,13 @@ def write_files(
     staging = pathlib.Path(root) / STAGING / write_id
     # Delta's timestamps are INT64 microseconds; Spark's default INT96 is not what readers expect
     df.sparkSession.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    writer = conformed(df, schema).write.mode("errorifexists").option("compression", "snappy")
+    rows = conformed(df, schema)
+    if partition_by:
+        # one task per partition value, so a write adds one file per partition (not one per task and
+        # partition: 300 days x 2 tasks made 600 files for a few thousand events); big ones roll over
+        rows = rows.repartition(*partition_by)
+    writer = (rows.write.mode("errorifexists").option("compression", "snappy")
+              .option("maxRecordsPerFile", MAX_ROWS_PER_FILE))
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     try:
