@@ -63,14 +63,14 @@ def main() -> None:
     if store.latest_version("tiger") is None:
         raise SystemExit(f"no TIGER model under {store.root}: run `python -m benchmarks.bench_tiger` first")
     inputs = load_retrieval_inputs(catalog)
-    model, version, card = load_tiger(store, None, inputs, None)
+    model, version, card = load_tiger(store, None, inputs.rqvae_version, None)
     serve = inputs.sequences.serve
     sample = np.random.default_rng(0).permutation(len(serve))[: args.users]
     users = serve.take(sample)
     seen = [inputs.sequences.serve_seen[i] for i in sample]
 
     def generate(fast: bool):
-        return tiger_top_k(model, inputs, users, args.top_k, None, True, batch_size=args.batch_size,
+        return tiger_top_k(model, inputs.index, users, args.top_k, None, True, batch_size=args.batch_size,
                            progress=False, exclude_items=seen, fast=fast)
 
     seconds: dict[str, list[float]] = {"reference": [], "fast": []}

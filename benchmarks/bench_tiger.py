@@ -124,11 +124,11 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
     inputs = load_retrieval_inputs(catalog)
     results, version = evaluate_methods(catalog, store, EvaluateConfig(run_date=RUN, beam_width=args.beam_width),
                                         inputs)
-    tiger_model, _, _ = load_tiger(store, version, inputs, None)
+    tiger_model, _, _ = load_tiger(store, version, inputs.rqvae_version, None)
     serve = inputs.sequences.serve
     sample = np.random.default_rng(0).permutation(len(serve))[: args.candidate_users]
     started = time.perf_counter()
-    tiger_top_k(tiger_model, inputs, Examples(serve.users[sample], serve.histories[sample], serve.targets[sample]),
+    tiger_top_k(tiger_model, inputs.index, Examples(serve.users[sample], serve.histories[sample], serve.targets[sample]),
                 100, None, True, batch_size=32, progress=False,
                 exclude_items=[inputs.sequences.serve_seen[i] for i in sample])
     candidate_users_per_s = len(sample) / (time.perf_counter() - started)

@@ -195,7 +195,7 @@ def movielens(args) -> dict | None:
     from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
     from pipelines.lakehouse.spark import build_spark_session
     from pipelines.ranking.inputs import load_ranker_inputs
-    from pipelines.ranking.serving import evaluate_ranker, rerank
+    from pipelines.ranking.serving import RankerFeatures, evaluate_ranker, rerank
     from pipelines.ranking.training import (
         fit_ranker_and_blend,
         tiger_candidates_for,
@@ -220,8 +220,8 @@ def movielens(args) -> dict | None:
     tiger_valid = tiger_candidates_for(store, inputs.retrieval, inputs.retrieval.sequences.valid, args.rerank_depth)
     base = TwinConfig()
     train = TwinTrainConfig(epochs=args.twin_epochs)
-    tiger, _, _ = load_tiger(store, None, inputs.retrieval, None)
-    top_test = tiger_top_k(tiger, inputs.retrieval, test, args.rerank_depth, None, True, batch_size=64)
+    tiger, _, _ = load_tiger(store, None, inputs.retrieval.rqvae_version, None)
+    top_test = tiger_top_k(tiger, inputs.retrieval.index, test, args.rerank_depth, None, True, batch_size=64)
     top, top_scores = top_test.items.numpy(), top_test.scores.numpy().astype(np.float64)
     out["tiger"] = {k: round(v, 4) for k, v in ranking_metrics(top[:, :10], test.targets).items()}
     variants = {
@@ -235,8 +235,8 @@ def movielens(args) -> dict | None:
         model, _, blend = fit_ranker_and_blend(view, config, train, tiger_valid, RerankConfig(depth=args.rerank_depth),
                                                clusters=clusters)
         quality = evaluate_ranker(model, view, test, negatives=20, seed=7)
-        ranker_only, _, _ = rerank(model, view, test.users, top, 10)
-        blended, _, _ = rerank(model, view, test.users, top, 10, retrieval_scores=top_scores,
+        ranker_only, _, _ = rerank(model, RankerFeatures.of(view), test.users, top, 10)
+        blended, _, _ = rerank(model, RankerFeatures.of(view), test.users, top, 10, retrieval_scores=top_scores,
                                blend_weight=blend.weight)
         out[name] = {"auc": round(quality["auc"], 4), "gauc": round(quality["gauc"], 4),
                      **{f"rerank_{k}": round(v, 4) for k, v in ranking_metrics(ranker_only, test.targets).items()},

@@ -3,8 +3,15 @@
 Constrained beam search over the semantic IDs that exist, so every candidate
 is a real item; items in the user's history are left out unless
 --keep-history. The TWIN-V2 ranker then reorders the top-K over the user's
-behaviour clusters and keeps --final-k (--no-rerank: TIGER's list as is). The run_date partition is replaced in one commit: rerunning a
-date never duplicates. Each row records the TIGER version.
+behaviour clusters and keeps --final-k (--no-rerank: TIGER's list as is).
+The run_date partition is replaced in one commit: rerunning a date never
+duplicates. Each row records the TIGER version.
+
+--engine spark (default) spreads the users over the Spark executors' Python
+workers; each loads the models once and uses its task's GPU when Spark
+assigns one (spark.executor.resource.gpu.amount / spark.task.resource.gpu.amount).
+--engine local scores every user in this process (debugging); both write the
+same rows.
 """
 
 from __future__ import annotations
@@ -39,7 +46,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--no-rerank", action="store_true", help="TIGER's order only (no TWIN-V2 ranker)")
     parser.add_argument("--final-k", type=int, default=CandidatesConfig.final_k, help="list length after reranking")
     parser.add_argument("--ranker-version", default=None, help="default: the latest")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None,
+                        help="default: the Spark task's GPU, else CUDA when present, else CPU")
+    parser.add_argument("--engine", choices=["spark", "local"], default=CandidatesConfig.engine,
+                        help="spark: users scored in the executors; local: in this process (default %(default)s)")
+    parser.add_argument("--tasks", type=int, default=None,
+                        help="Spark tasks the users are spread over (default: 4 per core)")
     add_common_args(parser, torch=True)
     return parser
 
@@ -50,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     config = CandidatesConfig(run_date=args.run_date, top_k=args.top_k, beam_width=args.beam_width,
                               tiger_version=args.tiger_version, exclude_history=not args.keep_history,
                               batch_size=args.batch_size, device=args.device, rerank=not args.no_rerank,
-                              final_k=args.final_k, ranker_version=args.ranker_version)
+                              final_k=args.final_k, ranker_version=args.ranker_version, engine=args.engine,
+                              tasks=args.tasks)
     metrics = run_generate_candidates(spark_from(args, "tigertwin-generate-candidates"), catalog_from(args),
                                       artifacts_from(args), config)
     for key, value in metrics.items():

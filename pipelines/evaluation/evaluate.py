@@ -26,7 +26,7 @@ from pipelines.lakehouse.ops import write_metrics
 from pipelines.plots import plot_method_comparison
 from pipelines.ranking.inputs import load_ranker_inputs
 from pipelines.ranking.serving import MODEL as RANKER
-from pipelines.ranking.serving import evaluate_ranker, load_ranker, rerank
+from pipelines.ranking.serving import RankerFeatures, evaluate_ranker, load_ranker, rerank
 from pipelines.retrieval.inputs import RetrievalInputs, item_vectors_by_row, load_retrieval_inputs
 from pipelines.retrieval.sequences import training_item_counts
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
@@ -59,15 +59,15 @@ def evaluate_methods(
     """{method: {recall@5, ndcg@5, recall@10, ndcg@10, ...}} and the TIGER version evaluated."""
     inputs = inputs or load_retrieval_inputs(catalog)
     examples = getattr(inputs.sequences, config.role)
-    model, version, _ = load_tiger(store, config.tiger_version, inputs, None)
+    model, version, _ = load_tiger(store, config.tiger_version, inputs.rqvae_version, None)
     started = time.perf_counter()
-    tiger = tiger_top_k(model, inputs, examples, 10, config.beam_width, config.exclude_history)
+    tiger = tiger_top_k(model, inputs.index, examples, 10, config.beam_width, config.exclude_history)
     tiger_seconds = time.perf_counter() - started
     counts = training_item_counts(inputs.sequences.train, len(inputs.index.item_ids))
     ranked = {
         "tiger": tiger.items.numpy(),
         "popularity": popularity_topk(counts, examples.histories, 10, config.exclude_history),
-        "knn": knn_topk(item_vectors_by_row(catalog, inputs), examples.histories, 10, config.exclude_history),
+        "knn": knn_topk(item_vectors_by_row(catalog, inputs.index), examples.histories, 10, config.exclude_history),
     }
     if config.ranker and store.latest_version(RANKER) is not None:
         ranked["tiger+twin"], ranker_quality = rerank_tiger(catalog, store, config, inputs, model, examples)
@@ -84,10 +84,10 @@ def evaluate_methods(
 def rerank_tiger(catalog, store, config: EvaluateConfig, inputs: RetrievalInputs, model, examples):
     """TIGER's top-N (the depth the ranker's blend was chosen at) reordered by the ranker -> top-10; plus the
     ranker's AUC/GAUC on the same users."""
-    ranker, _, blend = load_ranker(store, config.ranker_version, inputs)
+    ranker, _, blend = load_ranker(store, config.ranker_version, inputs.rqvae_version)
     ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=True)
-    top = tiger_top_k(model, inputs, examples, blend.depth, None, config.exclude_history)
-    items, _, _ = rerank(ranker, ranker_inputs, examples.users, top.items.numpy(), 10,
+    top = tiger_top_k(model, inputs.index, examples, blend.depth, None, config.exclude_history)
+    items, _, _ = rerank(ranker, RankerFeatures.of(ranker_inputs), examples.users, top.items.numpy(), 10,
                          retrieval_scores=top.scores.numpy().astype(np.float64), blend_weight=blend.weight)
     quality = evaluate_ranker(ranker, ranker_inputs, examples, negatives=20, seed=7)
     return items, {**quality, "blend_weight": -1.0 if math.isinf(blend.weight) else blend.weight}

@@ -45,7 +45,7 @@ def load_ranker_inputs(catalog: Catalog, retrieval: RetrievalInputs | None = Non
     if unmapped:
         log.warning("%d cluster(s) have a representative item without a semantic ID; the ranker skips them "
                     "(run assign-semantic-ids after embed-items)", unmapped)
-    return RankerInputs(retrieval, item_vectors_by_row(catalog, retrieval), clusters,
+    return RankerInputs(retrieval, item_vectors_by_row(catalog, retrieval.index), clusters,
                         {**retrieval.table_versions, GOLD_USER_CLUSTERS.name: version}, unmapped)
 
 

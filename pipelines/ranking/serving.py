@@ -4,6 +4,7 @@ and its AUC/GAUC on held-out events (torch)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,26 +14,31 @@ from models.metrics import auc, gauc
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.ranking.blend import blend_of, blended_order
-from pipelines.ranking.examples import labelled_pairs
+from pipelines.ranking.examples import UserClusters, labelled_pairs
 from pipelines.ranking.inputs import RankerInputs
-from pipelines.retrieval.inputs import RetrievalInputs
 
 MODEL = "twin"  # the artifact store's name for the ranker
 WEIGHTS_FILE = "twin.pt"
 
 
-def load_ranker(store: ArtifactStore, version: str | None, inputs: RetrievalInputs, device: str | None = None):
-    """(model, version, blend) of a trained ranker."""
+def resolve_ranker(store: ArtifactStore, version: str | None, rqvae_version: str) -> tuple[str, dict]:
+    """(version, card) of a trained ranker (None: the latest), trained on RQ-VAE `rqvae_version`'s IDs."""
+    version = store.resolve(MODEL, version)
+    card = store.read_card(MODEL, version)
+    if card["rqvae_version"] != rqvae_version:
+        raise UpstreamTableError(f"ranker {version} was trained on RQ-VAE {card['rqvae_version']} IDs; "
+                                 f"gold.semantic_ids holds {rqvae_version}: train the ranker again")
+    return version, card
+
+
+def load_ranker(store: ArtifactStore, version: str | None, rqvae_version: str, device: str | None = None):
+    """(model, version, blend) of a trained ranker, checked as resolve_ranker checks."""
     import torch
 
     from models.device import default_device
     from models.twin import TwinRanker
 
-    version = store.resolve(MODEL, version)
-    card = store.read_card(MODEL, version)
-    if card["rqvae_version"] != inputs.rqvae_version:
-        raise UpstreamTableError(f"ranker {version} was trained on RQ-VAE {card['rqvae_version']} IDs; "
-                                 f"gold.semantic_ids holds {inputs.rqvae_version}: train the ranker again")
+    version, card = resolve_ranker(store, version, rqvae_version)
     model_config = dict(card["config"]["model"])
     model_config["mlp_dims"] = tuple(model_config["mlp_dims"])
     target = default_device(device)
@@ -42,12 +48,25 @@ def load_ranker(store: ArtifactStore, version: str | None, inputs: RetrievalInpu
     return model.to(target).eval(), version, blend_of(card)
 
 
-def rerank(model, inputs: RankerInputs, users: np.ndarray, candidates: np.ndarray, keep: int,
+@dataclass(frozen=True)
+class RankerFeatures:
+    """What scoring a user's candidates needs: every item's vector and semantic ID, the users' clusters."""
+
+    vectors: np.ndarray  # [N, d] by item row
+    codes: np.ndarray  # [N, levels] by item row
+    clusters: UserClusters
+
+    @classmethod
+    def of(cls, inputs: RankerInputs) -> RankerFeatures:
+        return cls(inputs.vectors, inputs.retrieval.index.codes, inputs.clusters)
+
+
+def rerank(model, features: RankerFeatures, users: np.ndarray, candidates: np.ndarray, keep: int,
            retrieval_scores: np.ndarray | None = None, blend_weight: float = math.inf,
            precomputed=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """candidates [U, K] item rows (-1 = none) -> (items [U, keep], ranker logits, positions in the
     TIGER list), ordered by TIGER's score + blend_weight * the ranker's logit (inf: the logit alone)."""
-    logits = ranker_logits(model, inputs, users, candidates, precomputed)
+    logits = ranker_logits(model, features, users, candidates, precomputed)
     if retrieval_scores is None:
         if not math.isinf(blend_weight):
             raise ValueError("a finite blend weight needs the retrieval scores")
@@ -59,7 +78,7 @@ def rerank(model, inputs: RankerInputs, users: np.ndarray, candidates: np.ndarra
     return np.where(np.isfinite(scores), items, -1), scores, order
 
 
-def ranker_logits(model, inputs: RankerInputs, users: np.ndarray, candidates: np.ndarray,
+def ranker_logits(model, features: RankerFeatures, users: np.ndarray, candidates: np.ndarray,
                   precomputed=None) -> np.ndarray:
     """[U, K] ranker logits of each user's candidates (-inf where there is no candidate)."""
     import torch
@@ -67,13 +86,13 @@ def ranker_logits(model, inputs: RankerInputs, users: np.ndarray, candidates: np
     from models.twin_training import score
 
     device = next(model.parameters()).device
-    vectors = torch.as_tensor(inputs.vectors, device=device)
-    codes = torch.as_tensor(inputs.retrieval.index.codes, device=device)
-    positions = np.repeat(inputs.clusters.position(users), candidates.shape[1])
+    vectors = torch.as_tensor(features.vectors, device=device)
+    codes = torch.as_tensor(features.codes, device=device)
+    positions = np.repeat(features.clusters.position(users), candidates.shape[1])
     flat = candidates.reshape(-1)
     flat_logits = np.full(flat.shape, -np.inf, dtype=np.float64)
     valid = flat >= 0
-    clusters = inputs.clusters
+    clusters = features.clusters
     flat_logits[valid] = score(model, vectors, codes, positions[valid], flat[valid], clusters.items, clusters.sizes,
                                clusters.cross, precomputed=precomputed)
     return flat_logits.reshape(candidates.shape)

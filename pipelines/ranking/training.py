@@ -27,7 +27,13 @@ from pipelines.ranking.blend import RANKER_ONLY, Blend, calibration_users, choos
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.examples import UserClusters, labelled_pairs
 from pipelines.ranking.inputs import RankerInputs, load_ranker_inputs
-from pipelines.ranking.serving import MODEL, WEIGHTS_FILE, evaluate_ranker, ranker_logits
+from pipelines.ranking.serving import (
+    MODEL,
+    WEIGHTS_FILE,
+    RankerFeatures,
+    evaluate_ranker,
+    ranker_logits,
+)
 from pipelines.retrieval.inputs import RetrievalInputs
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
 
@@ -51,7 +57,7 @@ def calibrate_blend(model, inputs: RankerInputs, examples: Examples, tiger_items
                     tiger_scores: np.ndarray) -> Blend:
     """Choose w for TIGER score + w * logit by Recall@10 of `examples`' targets (users the ranker did not
     train on) within TIGER's candidates."""
-    logits = ranker_logits(model, inputs, examples.users, tiger_items)
+    logits = ranker_logits(model, RankerFeatures.of(inputs), examples.users, tiger_items)
     scores = np.where(tiger_items >= 0, tiger_scores, -np.inf)
     weight, by_weight = choose_blend_weight(scores, logits, tiger_items, examples.targets)
     log.info("blend weight %s on %d calibration users (Recall@10 by weight: %s)", weight, len(examples), by_weight)
@@ -62,11 +68,11 @@ def tiger_candidates_for(store: ArtifactStore, inputs: RetrievalInputs, examples
                          version: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """TIGER's top-k (items, scores) for `examples`, or None when no TIGER model fits the current IDs."""
     try:
-        model, _, _ = load_tiger(store, version, inputs, None)
+        model, _, _ = load_tiger(store, version, inputs.rqvae_version, None)
     except (FileNotFoundError, UpstreamTableError) as exc:
         log.info("no TIGER candidates: %s", exc)
         return None
-    top = tiger_top_k(model, inputs, examples, k, None, True)
+    top = tiger_top_k(model, inputs.index, examples, k, None, True)
     return top.items.numpy(), top.scores.numpy().astype(np.float64)
 
 

@@ -48,12 +48,13 @@ def load_retrieval_inputs(catalog: Catalog, split: SplitConfig = SplitConfig()) 
                            {GOLD_SEMANTIC_IDS.name: ids_version, SILVER_EVENTS.name: events_version})
 
 
-def item_vectors_by_row(catalog: Catalog, inputs: RetrievalInputs) -> np.ndarray:
-    """gold.item_embeddings aligned to the item rows; items without a vector get zeros (never a neighbour)."""
-    table, _ = read_table_arrow(catalog, GOLD_ITEM_EMBEDDINGS.name, columns=["item_id", "embedding"])
+def item_vectors_by_row(catalog: Catalog, index: ItemIndex, version: int | None = None) -> np.ndarray:
+    """gold.item_embeddings (at `version`; None: the latest) aligned to the item rows of `index`; items without
+    a vector get zeros (never a neighbour)."""
+    table, _ = read_table_arrow(catalog, GOLD_ITEM_EMBEDDINGS.name, columns=["item_id", "embedding"], version=version)
     dim = int(pc.max(pc.list_value_length(table.column("embedding"))).as_py() or 0)
-    vectors = np.zeros((len(inputs.index.item_ids), dim), dtype=np.float32)
-    rows = inputs.index.rows(table.column("item_id").to_numpy(zero_copy_only=False))
+    vectors = np.zeros((len(index.item_ids), dim), dtype=np.float32)
+    rows = index.rows(table.column("item_id").to_numpy(zero_copy_only=False))
     flat = pc.list_flatten(table.column("embedding")).to_numpy().reshape(table.num_rows, dim)
     vectors[rows[rows >= 0]] = flat[rows >= 0]
     return vectors

@@ -100,21 +100,32 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
             right_aligned(index.known_rows_of_each(list(frame["history"][keep])), width),
             target_rows[keep],
         )
+    serving = serving_histories(events, index, width)
+    stats.update({
+        "train_examples": float(len(train)), "valid_examples": float(len(held["valid"])),
+        "test_examples": float(len(held["test"])), "users": float(len(serving.examples)),
+        "users_too_short_to_hold_out": float((serving.events_per_user < MIN_EVENTS_TO_HOLD_OUT).sum()),
+    })
+    return SequenceData(train, held["valid"], held["test"], serving.examples, serving.seen,
+                        serving.events_per_user, stats)
+
+
+@dataclass(frozen=True)
+class ServingHistories:
+    examples: Examples  # each user's latest history (sorted by user), no target
+    seen: list[np.ndarray]  # every item row each user ever had
+    events_per_user: np.ndarray  # all of each user's events, known items or not
+
+
+def serving_histories(events: pd.DataFrame, index: ItemIndex, width: int) -> ServingHistories:
+    """Each user's whole history for tonight's candidates; per user, so any partition of the users by
+    user gives the same rows (the Spark path scores users in groups)."""
     ordered = events.sort_values(["user_id", *ORDER], kind="stable")
     latest = ordered.groupby("user_id", sort=True)["item_id"].agg(list)
     latest_rows = index.known_rows_of_each(list(latest))
-    serve = Examples(
-        latest.index.to_numpy(dtype=object),
-        right_aligned(latest_rows, width),
-        np.full(len(latest), -1, dtype=np.int64),
-    )
-    stats.update({
-        "train_examples": float(len(train)), "valid_examples": float(len(held["valid"])),
-        "test_examples": float(len(held["test"])), "users": float(len(serve)),
-        "users_too_short_to_hold_out": float((latest.map(len) < MIN_EVENTS_TO_HOLD_OUT).sum()),
-    })
-    seen = [np.unique(rows) for rows in latest_rows]
-    return SequenceData(train, held["valid"], held["test"], serve, seen, latest.map(len).to_numpy(), stats)
+    examples = Examples(latest.index.to_numpy(dtype=object), right_aligned(latest_rows, width),
+                        np.full(len(latest), -1, dtype=np.int64))
+    return ServingHistories(examples, [np.unique(rows) for rows in latest_rows], latest.map(len).to_numpy())
 
 
 def training_item_counts(train: Examples, n_items: int) -> np.ndarray:

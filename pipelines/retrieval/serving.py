@@ -7,29 +7,36 @@ from models.examples import Examples
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import GOLD_SEMANTIC_IDS
-from pipelines.retrieval.inputs import RetrievalInputs
+from pipelines.retrieval.sequences import ItemIndex
 
 MODEL = "tiger"  # the artifact store's name for TIGER models
 
 
-def load_tiger(store: ArtifactStore, version: str | None, inputs: RetrievalInputs, device: str | None):
-    """(model, version, card); fails clearly when the IDs table was rebuilt under another RQ-VAE."""
+def resolve_tiger(store: ArtifactStore, version: str | None, rqvae_version: str) -> tuple[str, dict]:
+    """(version, card) of a TIGER model (None: the latest); fails clearly when gold.semantic_ids (built by
+    RQ-VAE `rqvae_version`) was rebuilt under another RQ-VAE since it trained."""
+    version = store.resolve(MODEL, version)
+    card = store.read_card(MODEL, version)
+    if card["rqvae_version"] != rqvae_version:
+        raise UpstreamTableError(
+            f"TIGER {version} was trained on RQ-VAE {card['rqvae_version']} IDs but {GOLD_SEMANTIC_IDS.name} "
+            f"now holds RQ-VAE {rqvae_version} IDs: train TIGER again"
+        )
+    return version, card
+
+
+def load_tiger(store: ArtifactStore, version: str | None, rqvae_version: str, device: str | None):
+    """(model, version, card), checked as resolve_tiger checks."""
     from models.config import TigerConfig
     from models.tiger_training import load_weights
 
-    version = store.resolve(MODEL, version)
-    card = store.read_card(MODEL, version)
-    if card["rqvae_version"] != inputs.rqvae_version:
-        raise UpstreamTableError(
-            f"TIGER {version} was trained on RQ-VAE {card['rqvae_version']} IDs but {GOLD_SEMANTIC_IDS.name} "
-            f"now holds RQ-VAE {inputs.rqvae_version} IDs: train TIGER again"
-        )
+    version, card = resolve_tiger(store, version, rqvae_version)
     model_config = dict(card["config"]["model"])
     model = load_weights(TigerConfig(**model_config), store.directory(MODEL, version) / card["weights"], device)
     return model, version, card
 
 
-def tiger_top_k(model, inputs: RetrievalInputs, examples: Examples, top_k: int, beam_width: int | None,
+def tiger_top_k(model, index: ItemIndex, examples: Examples, top_k: int, beam_width: int | None,
                 exclude_history: bool, batch_size: int | None = None, progress: bool = True, exclude_items=None,
                 fast: bool = True):
     """TIGER's top-k items per example (fast beam search; `fast=False`: the reference, for checks);
@@ -40,8 +47,8 @@ def tiger_top_k(model, inputs: RetrievalInputs, examples: Examples, top_k: int, 
     from models.tiger_training import recommend
 
     device = next(model.parameters()).device
-    trie = SemanticIdTrie(inputs.index.codes, model.config.codebook_size).to(device)
-    codes = torch.as_tensor(inputs.index.codes, device=device)
+    trie = SemanticIdTrie(index.codes, model.config.codebook_size).to(device)
+    codes = torch.as_tensor(index.codes, device=device)
     return recommend(model, codes, trie, examples,
                      top_k=top_k, beam_width=beam_width or top_k, exclude_history=exclude_history,
                      batch_size=batch_size, progress=progress, exclude_items=exclude_items, fast=fast)

@@ -99,7 +99,7 @@ def ranker(spark, semantic_ids, candidates) -> dict:
 @pytest.fixture(scope="module")
 def reranked(spark, semantic_ids, candidates, ranker) -> pd.DataFrame:
     catalog, store = semantic_ids
-    config = dataclasses.replace(candidates[0], rerank=True, top_k=DEPTH, final_k=FINAL_K)
+    config = dataclasses.replace(candidates[0], rerank=True, top_k=DEPTH, final_k=FINAL_K, tasks=3)
     run_generate_candidates(spark, catalog, store, config)
     return read_table(spark, catalog, "gold.candidates").filter(f"run_date = '{RUN}'").toPandas()
 
@@ -193,9 +193,9 @@ def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids
     assert set(report["results"]) == {"tiger", "popularity", "knn", "tiger+twin"}
     # TIGER's Recall@10 again, from its top-10 and a plain loop over the test users
     inputs = load_retrieval_inputs(catalog)
-    model, _, _ = load_tiger(store, tiger["version"], inputs, None)
+    model, _, _ = load_tiger(store, tiger["version"], inputs.rqvae_version, None)
     test = inputs.sequences.test
-    top = tiger_top_k(model, inputs, test, 10, 20, True, progress=False).items.numpy()
+    top = tiger_top_k(model, inputs.index, test, 10, 20, True, progress=False).items.numpy()
     hits = [int(target in row) for row, target in zip(top.tolist(), test.targets.tolist(), strict=True)]
     assert report["results"]["tiger"]["recall@10"] == pytest.approx(sum(hits) / len(hits))
     stored = read_table(spark, catalog, "ops.metrics").filter("job = 'evaluate'").toPandas()
@@ -204,3 +204,19 @@ def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids
         for name, value in metrics.items():
             assert by_name[f"{method}/{name}"] == pytest.approx(value), f"{method}/{name}"
     assert (tmp_path / "plots" / f"evaluation_{RUN.isoformat()}.png").stat().st_size > 0
+
+
+def test_spark_and_local_engines_write_the_same_rows(spark, semantic_ids, candidates, ranker, reranked, tmp_path):
+    """`reranked` came from the Spark engine (users spread over 3 tasks); the local one scores them all here."""
+    catalog, store = semantic_ids
+    copy = Catalog(LakehouseConfig(root=str(tmp_path / "lakehouse")))
+    shutil.copytree(catalog.config.root, copy.config.root)
+    config = dataclasses.replace(candidates[0], rerank=True, top_k=DEPTH, final_k=FINAL_K, engine="local")
+    run_generate_candidates(spark, copy, store, config)
+    local = read_table(spark, copy, "gold.candidates").filter(f"run_date = '{RUN}'").toPandas()
+    key = ["user_id", "rank"]
+    spark_rows, local = (t.sort_values(key).reset_index(drop=True) for t in (reranked, local))
+    exact = ["run_date", "user_id", "rank", "item_id", "semantic_id", "source", "model_version", "ranker_version"]
+    assert spark_rows[exact].equals(local[exact])
+    for column in ("score", "retrieval_score", "ranker_score"):
+        assert np.allclose(spark_rows[column], local[column], rtol=1e-5, atol=1e-6), column
