@@ -145,14 +145,16 @@ class Tiger(nn.Module):
 
 
 def encoder_tokens(
-    config: TigerConfig, item_codes: torch.Tensor, histories: torch.Tensor, users: torch.Tensor
+    config: TigerConfig, item_codes: torch.Tensor, histories: torch.Tensor, users: torch.Tensor,
+    trim_padding: bool = True,
 ) -> torch.Tensor:
     """histories [B, H] of item indices, right-aligned, -1 = padding; users [B] buckets -> tokens [B, 1 + H*L].
 
-    Leading columns that are padding for the whole batch are cut (short histories, short sequences).
+    With `trim_padding`, leading columns that are padding for the whole batch are cut (less work on short
+    histories, at the price of a host sync and a shape per batch; GPU training keeps shapes fixed instead).
     """
     real = histories >= 0
-    if real.any():
+    if trim_padding and real.any():
         first = int(real.any(0).nonzero()[0])
         histories, real = histories[:, first:], real[:, first:]
     codes = item_codes[histories.clamp(min=0)]  # [B, H, L]

@@ -148,7 +148,9 @@ def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.devic
     """A fresh model (seeded), warm-started from `initial_weights`, or resumed from `checkpoint` when it exists."""
     torch.manual_seed(train.seed)
     model = Tiger(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    # fused: one kernel for every parameter's update on GPU (the loop over tensors is host-bound there)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay,
+                                  fused=device.type == "cuda")
     steps_per_epoch = max(1, math.ceil(examples / train.batch_size))
     schedule = WarmupCosine(train.warmup_steps, train.epochs * steps_per_epoch)
     run = _Run(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), schedule, TigerState(),
@@ -172,21 +174,31 @@ def _on_device(examples: Examples, config: TigerConfig, device: torch.device) ->
             torch.as_tensor(examples.histories, device=device), torch.as_tensor(examples.targets, device=device))
 
 
+PROGRESS_EVERY = 50  # steps between progress-bar updates (each one waits for the device)
+
+
 def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
-                     examples: tuple[torch.Tensor, ...], device: torch.device, epoch: int, progress: bool) -> float:
-    """One pass over every training example in the epoch's seeded order; returns the mean loss."""
+                     examples: tuple[torch.Tensor, ...], device: torch.device, epoch: int, progress: bool,
+                     deadline: float | None = None) -> tuple[float, int]:
+    """One pass over the training examples in the epoch's seeded order, cut short at `deadline`
+    (perf_counter seconds); returns (mean loss, examples trained on).
+
+    No step waits for the device: the loss is summed on it and read once per epoch (and by the progress
+    bar every PROGRESS_EVERY steps); on GPU the shapes stay fixed (no padding trim, which needs a sync)."""
     from tqdm.auto import tqdm
 
     buckets, histories, targets = examples
     n = len(targets)
     run.model.train()
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch))
-    total_loss, started = 0.0, time.perf_counter()
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch)).to(device)
+    trim = device.type != "cuda"
+    total_loss = torch.zeros((), device=device)
+    seen, started = 0, time.perf_counter()
     bar = tqdm(range(0, n, train.batch_size), desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch",
                disable=not progress, mininterval=2.0)
-    for start in bar:
-        rows = order[start:start + train.batch_size].to(device)
-        tokens = encoder_tokens(config, codes, histories[rows], buckets[rows])
+    for step, start in enumerate(bar):
+        rows = order[start:start + train.batch_size]
+        tokens = encoder_tokens(config, codes, histories[rows], buckets[rows], trim_padding=trim)
         target_codes = codes[targets[rows]]
         with _autocast(device):
             logits = run.model(tokens, target_codes)
@@ -197,10 +209,15 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
         run.optimizer.step()
         run.scheduler.step()
         run.state.step += 1
-        total_loss += float(loss.detach()) * len(rows)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
-                        ex_s=f"{(start + len(rows)) / (time.perf_counter() - started):,.0f}", refresh=False)
-    return total_loss / n
+        total_loss += loss.detach() * len(rows)
+        seen += len(rows)
+        if progress and step % PROGRESS_EVERY == 0:
+            bar.set_postfix(loss=f"{float(loss):.3f}", ex_s=f"{seen / (time.perf_counter() - started):,.0f}",
+                            refresh=False)
+        if deadline is not None and time.perf_counter() > deadline and seen < n:
+            log.info("the time budget ran out %d of %d examples into epoch %d", seen, n, epoch + 1)
+            break
+    return float(total_loss) / seen, seen
 
 
 def _plan_to_budget(run: _Run, train: TigerTrainConfig, elapsed: float, epoch_seconds: float) -> None:
@@ -239,21 +256,23 @@ def train_tiger(
     valid = valid_examples.take(sample)
 
     started = time.perf_counter()
+    # a budget also ends an epoch early: at 10^7 events one epoch alone can outlast the night
+    deadline = None if train.max_minutes is None else started + 60 * train.max_minutes
     last_epoch = train.epochs if stop_after_epochs is None else min(train.epochs, state.epoch + stop_after_epochs)
     for epoch in range(state.epoch, last_epoch):
         if state.planned_epochs is not None and epoch >= state.planned_epochs:
             break
         epoch_started = time.perf_counter()
-        loss = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress)
+        loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline)
         train_seconds = time.perf_counter() - epoch_started
         ranked = recommend(run.model, codes, trie, valid, top_k=10, beam_width=train.beam_width).items.numpy()
         recall = recall_at(ranked, valid.targets)
         state.epoch = epoch + 1
         state.history.append({"epoch": state.epoch, "loss": loss, "valid_recall@10": recall,
-                              "examples_per_s": len(train_examples) / train_seconds,
+                              "examples_per_s": trained / train_seconds, "examples": trained,
                               "seconds": time.perf_counter() - epoch_started})
         log.info("epoch %d: loss %.4f, valid Recall@10 %.4f, %.0f examples/s", state.epoch, loss, recall,
-                 len(train_examples) / train_seconds)
+                 trained / train_seconds)
         if recall > state.best_recall:
             state.best_recall, state.best_epoch = recall, state.epoch
             if directory is not None:

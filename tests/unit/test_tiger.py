@@ -114,6 +114,7 @@ def test_a_spent_budget_anneals_and_stops_and_a_resume_keeps_the_plan(tmp_path):
                              max_minutes=1e-9)
     _, state = train_tiger(codes, data, data, config, train, directory=tmp_path, progress=False)
     assert state.epoch == 1 and state.planned_epochs == 1
+    assert state.history[0]["examples"] == 16  # the budget also cuts the epoch: one batch, then validation
     saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
     steps_per_epoch = -(-len(data.targets) // 16)
     assert saved["scheduler"]["lr_lambdas"][0]["total_steps"] == steps_per_epoch  # lr reached 0 at the stop
