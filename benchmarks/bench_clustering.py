@@ -192,7 +192,8 @@ def main() -> None:
         print(f"ml-100k: {m['events_per_s']:,.0f} events/s, compression {m['compression']:.2f}, cosine "
               f"{m['within_cluster_cosine']:.3f} (random {m['random_grouping_cosine']:.3f})")
     write_results("clustering", results)
-    print(f"wrote {plot_cluster_sizes(size_hist, GAMMA, RESULTS / 'clustering_sizes.png')}")
+    counts = {name: dict(zip(*np.unique(sizes, return_counts=True), strict=True)) for name, sizes in size_hist.items()}
+    print(f"wrote {plot_cluster_sizes(counts, GAMMA, RESULTS / 'clustering_sizes.png')}")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     report = run_cluster_behaviors(spark, catalog_from(args), config)
     for key, value in report.metrics.items():
         print(f"{key:>26}: {value:,.3f}")
-    if report.cluster_sizes:
-        path = plot_cluster_sizes({f"run {args.run_date}": report.cluster_sizes}, args.gamma,
+    if report.cluster_size_counts:
+        path = plot_cluster_sizes({f"run {args.run_date}": report.cluster_size_counts}, args.gamma,
                                   f"{args.plots_dir}/cluster_sizes_{args.run_date}.png")
         print(f"cluster-size histogram: {path}")
     return 0

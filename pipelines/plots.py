@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -26,14 +26,16 @@ def _save(fig, path: str | pathlib.Path) -> str:
     return str(path)
 
 
-def plot_cluster_sizes(sizes_by_name: Mapping[str, Sequence[int]], gamma: int, path: str | pathlib.Path) -> str:
-    """One histogram of cluster sizes per dataset; clusters above gamma share the last bar."""
+def plot_cluster_sizes(counts_by_name: Mapping[str, Mapping[int, int]], gamma: int, path: str | pathlib.Path) -> str:
+    """One histogram of cluster sizes ({n: clusters}) per dataset; clusters above gamma share the last bar."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(sizes_by_name), figsize=(4 * len(sizes_by_name), 3.2), squeeze=False)
-    for ax, (name, sizes) in zip(axes[0], sizes_by_name.items(), strict=True):
+    fig, axes = plt.subplots(1, len(counts_by_name), figsize=(4 * len(counts_by_name), 3.2), squeeze=False)
+    for ax, (name, counts) in zip(axes[0], counts_by_name.items(), strict=True):
+        sizes, clusters = np.array(list(counts), dtype=np.int64), np.array(list(counts.values()), dtype=np.int64)
         # above gamma only when one item repeats (k-means cannot split identical embeddings)
-        ax.hist(np.minimum(sizes, gamma + 1), bins=range(1, gamma + 3), color="#4c72b0", edgecolor="white")
-        ax.set_title(f"{name}: {len(sizes):,} clusters")
+        ax.hist(np.minimum(sizes, gamma + 1), bins=range(1, gamma + 3), weights=clusters, color="#4c72b0",
+                edgecolor="white")
+        ax.set_title(f"{name}: {int(clusters.sum()):,} clusters")
         ax.set_xlabel(f"cluster size n (last bar: > {gamma}, one item repeated)")
     axes[0][0].set_ylabel("clusters")
     fig.suptitle(f"TWIN-V2 cluster sizes (gamma = {gamma})")

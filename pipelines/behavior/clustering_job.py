@@ -74,7 +74,7 @@ class BehaviorClusterConfig:
 class BehaviorClusterReport:
     run_id: str
     metrics: dict[str, float]
-    cluster_sizes: list[int]
+    cluster_size_counts: dict[int, int]  # n -> clusters of that size (this run's)
 
 
 def _seconds(ts: pd.Series) -> np.ndarray:
@@ -228,24 +228,33 @@ def _outputs(spark: SparkSession, catalog: Catalog, config: BehaviorClusterConfi
 
 
 def _metrics(rows: DataFrame, users_reclustered: int, events_over_cap: int, quarantined: int
-             ) -> tuple[dict[str, float], list[int]]:
-    users = pd.DataFrame(rows.filter("kind = 'user'").select("events", "clusters", "within_cosine").toPandas())
-    sizes = [r["size"] for r in rows.filter("kind = 'cluster'").select("size").collect()]
-    n_events, n_clusters = int(users["events"].sum()), int(users["clusters"].sum())
+             ) -> tuple[dict[str, float], dict[int, int]]:
+    """The run's metrics and its cluster-size histogram {n: clusters}, aggregated in Spark: the driver
+    receives a few numbers and one row per distinct size, never a row per user or per cluster."""
+    from pyspark.sql import functions as F
+
+    users = rows.filter("kind = 'user'").agg(
+        F.sum("events").alias("events"), F.sum("clusters").alias("clusters"),
+        F.sum(F.coalesce(F.col("within_cosine"), F.lit(1.0)) * F.col("events")).alias("weighted_cosine"),
+    ).collect()[0]
+    size_counts = {int(r["size"]): int(r["count"])
+                   for r in rows.filter("kind = 'cluster'").groupBy("size").count().collect()}
+    sizes = np.repeat(np.fromiter(size_counts, dtype=np.int64, count=len(size_counts)),
+                      np.fromiter(size_counts.values(), dtype=np.int64, count=len(size_counts)))
+    n_events, n_clusters = int(users["events"] or 0), int(users["clusters"] or 0)
     metrics = {
         "users_reclustered": float(users_reclustered),
         "events_clustered": float(n_events),
         "clusters": float(n_clusters),
         "compression": n_events / max(n_clusters, 1),
-        "cluster_size_p50": float(np.percentile(sizes, 50)) if sizes else 0.0,
-        "cluster_size_p90": float(np.percentile(sizes, 90)) if sizes else 0.0,
-        "cluster_size_max": float(max(sizes, default=0)),
-        "within_cluster_cosine": float(np.average(users["within_cosine"].fillna(1.0), weights=users["events"]))
-        if n_events else float("nan"),
+        "cluster_size_p50": float(np.percentile(sizes, 50)) if len(sizes) else 0.0,
+        "cluster_size_p90": float(np.percentile(sizes, 90)) if len(sizes) else 0.0,
+        "cluster_size_max": float(sizes.max(initial=0)),
+        "within_cluster_cosine": float(users["weighted_cosine"]) / n_events if n_events else float("nan"),
         "events_over_history_cap": float(events_over_cap),
         "events_quarantined": float(quarantined),
     }
-    return metrics, sizes
+    return metrics, size_counts
 
 
 def run_cluster_behaviors(
@@ -273,7 +282,7 @@ def run_cluster_behaviors(
                 read_version=previous.members_version, custom_metadata=meta)
     write_quarantine(spark, catalog, GOLD_USER_CLUSTERS.name, config.run_id, rejected)
 
-    metrics, sizes = _metrics(rows, n_changed, _events_over_cap(fingerprint, changed, cap), rejected.count())
+    metrics, size_counts = _metrics(rows, n_changed, _events_over_cap(fingerprint, changed, cap), rejected.count())
     write_metrics(spark, catalog, "cluster_behaviors", config.run_id, metrics, config.as_of)
     log.info("clustering metrics: %s", json.dumps(metrics))
-    return BehaviorClusterReport(config.run_id, metrics, sizes)
+    return BehaviorClusterReport(config.run_id, metrics, size_counts)

@@ -51,7 +51,9 @@ def test_table_matches_the_pure_function(spark, catalog):
         assert (got["history_events"] == len(history)).all()
         assert len(members[members["user_id"] == user]) == len(history)  # every event in one cluster
     assert report.metrics["users_reclustered"] == events["user_id"].nunique()
-    assert report.metrics["compression"] > 1
+    assert report.metrics["compression"] == len(events) / len(table)
+    assert report.cluster_size_counts == table["size"].value_counts().to_dict()
+    assert report.metrics["cluster_size_p90"] == np.percentile(table["size"], 90)
     metrics = read_table(spark, catalog, "ops.metrics").filter("job = 'cluster_behaviors'").count()
     assert metrics == len(report.metrics)
 

@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 
 from pipelines.items.semantic_ids import (
     SemanticIdCapacityError,
+    assign_collision_tokens,
+    assign_collision_tokens_of_groups,
     assign_semantic_ids,
     chance_prefix_share,
     code_metrics,
@@ -89,3 +91,16 @@ def test_chance_prefix_share():
     assert chance_prefix_share(np.array([0, 0, 1, 1])) == pytest.approx(1 / 3)  # 1 of an item's 3 others
     codes = np.random.default_rng(0).integers(0, 16, size=4000)
     assert chance_prefix_share(codes) == pytest.approx(1 / 16, rel=0.05)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1), st.integers(0, 1), st.one_of(st.none(), st.integers(0, 5))),
+                min_size=1, max_size=40))
+def test_all_groups_at_once_equal_the_rule_group_by_group(rows):
+    """The vectorised assignment (all-newcomer and all-holder groups) gives the per-group rule's tokens."""
+    frame = pd.DataFrame([(f"item{i:03d}", c0, c1, c2, np.nan if t is None else float(t))
+                          for i, (c0, c1, c2, t) in enumerate(rows)],
+                         columns=["item_id", "c0", "c1", "c2", "previous_token"])
+    expected = pd.concat([assign_collision_tokens(g, 64) for _, g in frame.groupby(["c0", "c1", "c2"])])
+    got = assign_collision_tokens_of_groups(frame, 64)
+    assert got.set_index("item_id").sort_index().equals(expected.set_index("item_id").sort_index())
