@@ -50,15 +50,17 @@ airflow: venv
 bench-delta: venv
 	$(PY) -m benchmarks.bench_delta_io
 
-bench: venv  ## every benchmark (about 2 hours on 2 cores); figures in benchmarks/results/
+bench: venv  ## every benchmark (about 3 hours on 2 cores); figures in benchmarks/results/
 	$(PY) -m benchmarks.bench_delta_io
 	$(PY) -m benchmarks.bench_reliability
 	$(PY) -m benchmarks.bench_clustering
 	$(PY) -m benchmarks.bench_semantic_ids
 	$(PY) -m benchmarks.bench_tiger --size cpu-bench --minutes 25
+	$(PY) -m benchmarks.bench_tiger_training --size paper
 	$(PY) -m benchmarks.bench_candidates --run benchmarks/.work/amazon-beauty
 	$(PY) -m benchmarks.bench_twin --tiger-run benchmarks/.work/ml-100k
 	$(PY) -m benchmarks.bench_pipeline
+	$(PY) -m benchmarks.bench_scale
 
 clean:
 	rm -rf $(LAKEHOUSE) data artifacts plots airflow_home spark-warehouse .pytest_cache benchmarks/.work

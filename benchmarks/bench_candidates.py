@@ -10,6 +10,10 @@ Both must return the same items: `identical_to_reference` holds when every user 
 item set and the fast order differs from the reference only between items whose reference
 scores tie within float rounding (1e-5); exact position-by-position differences and the
 largest score difference are reported beside it.
+Then the nightly job itself over every serving user (TIGER's top-100, no rerank), on a copy of
+the run's lakehouse: `generate-candidates --engine spark` with Spark local[1] and local[2], and
+`--engine local` beside them; users/s there counts the whole job after the session is up
+(grouping the events, beam search in the workers, the Delta commit). `--no-spark` skips it.
 Writes benchmarks/results/candidates.json (the `cpu` block, or `<device>` on a GPU).
 """
 
@@ -17,7 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import re
+import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -48,6 +57,24 @@ def same_ranking(reference_items: torch.Tensor, reference_scores: torch.Tensor, 
     return True
 
 
+def job_users_per_s(run: pathlib.Path, engine: str, master: str, top_k: int) -> float:
+    """users/s that `generate-candidates` reports for every serving user, on a scratch copy of the lakehouse."""
+    lakehouse = WORK / "candidates_lakehouse"
+    shutil.rmtree(lakehouse, ignore_errors=True)
+    shutil.copytree(run / "lakehouse", lakehouse)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "generate-candidates", "--lakehouse", str(lakehouse),
+         "--artifacts", str(run / "artifacts"), "--master", master, "--engine", engine, "--no-rerank",
+         "--top-k", str(top_k), "--run-date", "2026-11-24", "--threads", re.sub(r"\D", "", master)],
+        capture_output=True, text=True, cwd=pathlib.Path(__file__).resolve().parents[1],
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    found = re.search(r"users_per_s: ([\d,.]+)", done.stdout)
+    if done.returncode or not found:
+        raise SystemExit(done.stdout[-3000:] + done.stderr[-3000:])
+    shutil.rmtree(lakehouse, ignore_errors=True)
+    return float(found.group(1).replace(",", ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=str(WORK / "amazon-beauty"),
@@ -56,6 +83,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32, help="users per batch, both paths")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-spark", action="store_true", help="skip the whole-job runs")
     args = parser.parse_args()
     run = pathlib.Path(args.run)
     catalog = Catalog(LakehouseConfig(root=str(run / "lakehouse")))
@@ -104,6 +132,15 @@ def main() -> None:
         "max_score_difference": float((fast.scores[finite] - reference.scores[finite]).abs().max())
         if finite.any() else 0.0,
     })
+    if not args.no_spark:
+        job = {"users": len(serve), "top_k": args.top_k}
+        for engine, master in (("spark", "local[1]"), ("spark", "local[2]"), ("local", "local[2]")):
+            name = f"spark_{master}" if engine == "spark" else "local_engine_2_threads"
+            job[f"{name}_users_per_s"] = round(job_users_per_s(run, engine, master, args.top_k), 2)
+            print(f"generate-candidates --engine {engine} ({master}): {job[f'{name}_users_per_s']} users/s",
+                  flush=True)
+        job["spark_2_vs_1_cores"] = round(job["spark_local[2]_users_per_s"] / job["spark_local[1]_users_per_s"], 2)
+        payload[f"{device}_job"] = job
     write_results("candidates", payload)
 
 

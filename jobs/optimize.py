@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging
-from pipelines.lakehouse.catalog import TABLES
+from jobs.runtime import add_common_args, add_tables_arg, catalog_from, run_job, setup_logging
 from pipelines.lakehouse.delta.compaction import TARGET_FILE_BYTES, compact_table
 
 
@@ -24,8 +23,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="tigertwin optimize")
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--tables", nargs="*", default=sorted(TABLES), choices=sorted(TABLES), metavar="TABLE",
-                        help="catalog tables to compact (default: all)")
+    add_tables_arg(parser, "compact")
     parser.add_argument("--target-file-mb", type=float, default=TARGET_FILE_BYTES / 2**20,
                         help="size the rewritten files grow to (default %(default)s MB)")
     add_common_args(parser, spark=False)

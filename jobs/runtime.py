@@ -49,6 +49,14 @@ def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True, s
         )
 
 
+def add_tables_arg(parser: argparse.ArgumentParser, verb: str) -> None:
+    """--tables for the table-upkeep jobs: catalog names, every table by default."""
+    from pipelines.lakehouse.catalog import TABLES
+
+    parser.add_argument("--tables", nargs="*", default=sorted(TABLES), choices=sorted(TABLES), metavar="TABLE",
+                        help=f"catalog tables to {verb} (default: all)")
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "matplotlib", "urllib3"):

@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging
-from pipelines.lakehouse.catalog import TABLES
+from jobs.runtime import add_common_args, add_tables_arg, catalog_from, run_job, setup_logging
 from pipelines.lakehouse.config import VACUUM_RETENTION_HOURS
 from pipelines.lakehouse.delta.maintenance import vacuum_table
 
@@ -25,8 +24,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="tigertwin vacuum")
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--tables", nargs="*", default=sorted(TABLES), choices=sorted(TABLES), metavar="TABLE",
-                        help="catalog tables to vacuum (default: all)")
+    add_tables_arg(parser, "vacuum")
     parser.add_argument("--retention-hours", type=float, default=VACUUM_RETENTION_HOURS,
                         help="keep unreferenced files younger than this (default %(default)s = 7 days)")
     parser.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
