@@ -212,7 +212,7 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
         total_loss += loss.detach() * len(rows)
         seen += len(rows)
         if progress and step % PROGRESS_EVERY == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}", ex_s=f"{seen / (time.perf_counter() - started):,.0f}",
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ex_s=f"{seen / (time.perf_counter() - started):,.0f}",
                             refresh=False)
         if deadline is not None and time.perf_counter() > deadline and seen < n:
             log.info("the time budget ran out %d of %d examples into epoch %d", seen, n, epoch + 1)
