@@ -1,13 +1,19 @@
-"""TIGER end to end on the real datasets vs. most-popular and embedding kNN, same run.
+"""TIGER end to end on the real datasets vs. most-popular, embedding kNN and SASRec, same run.
 
-    python -m benchmarks.bench_tiger [--minutes 20] [--datasets amazon-beauty,ml-100k]
+    python -m benchmarks.bench_tiger [--minutes 20] [--datasets amazon-beauty,ml-100k] [--seeds 0,1,2]
 
 For each dataset the real jobs run into a scratch lakehouse: ingest ->
 embeddings (ALS for amazon-beauty, which has no item text; all-MiniLM-L6-v2
 over title + genres for ml-100k) -> RQ-VAE -> semantic IDs -> TIGER trained
 for a stated CPU budget (--minutes of wall clock on this machine; the best
 epoch by validation Recall@10 is kept) -> Recall@5/10, NDCG@5/10 on the test
-split with full ranking, TIGER and both baselines on the same users.
+split with full ranking, TIGER and the baselines on the same users. SASRec is
+trained in the same run (dropout chosen on validation, --sasrec-minutes per
+candidate). TIGER and SASRec are trained once per --seeds seed on the same
+semantic IDs; each figure is the mean over seeds with its standard deviation
+(`std`) and the per-seed values. The headline metrics count every held-out
+user (a target without a semantic ID is a miss for every method); `with_id`
+is the same over users whose target has an ID.
 Also: training examples/s, candidate generation users/s (top-100, the
 nightly job's setting). Writes benchmarks/results/tiger.json and tiger.png;
 leaves each dataset's lakehouse and models under benchmarks/.work/ (bench_twin.py
@@ -31,6 +37,7 @@ from benchmarks.common import RESULTS, write_results
 from models.config import RQVAETrainConfig, TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.examples import Examples
+from pipelines.evaluation.config import SASRecConfig
 from pipelines.evaluation.evaluate import EvaluateConfig, evaluate_methods
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import Catalog
@@ -100,13 +107,43 @@ def reused_semantic_ids(store: ArtifactStore) -> tuple[dict, dict]:
     return {**card["metrics"], "embedding_source": card["data"]["gold.item_embeddings"]["source"]}, {}
 
 
-def tiger_configs(args) -> tuple[TigerConfig, TigerTrainConfig]:
+def tiger_configs(args, seed: int = 0) -> tuple[TigerConfig, TigerTrainConfig]:
     """The preset's model (--size) and the benchmark's schedule: the cpu-bench preset's, with the flags given."""
+    preset = PRESETS[args.size].tiger
+    model = dataclasses.replace(preset, dropout=preset.dropout if args.dropout is None else args.dropout)
     schedule = BENCH.tiger_train
-    train = TigerTrainConfig(epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
-                             warmup_steps=args.warmup_steps, max_minutes=args.minutes, eval_users=args.eval_users,
-                             weight_decay=schedule.weight_decay, beam_width=args.beam_width, seed=schedule.seed)
-    return PRESETS[args.size].tiger, train
+    train = dataclasses.replace(
+        schedule, epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        max_minutes=args.minutes, eval_users=args.eval_users, beam_width=args.beam_width, seed=seed,
+        **{k: v for k, v in (("weight_decay", args.weight_decay), ("label_smoothing", args.label_smoothing),
+                             ("patience", args.patience)) if v is not None})
+    return model, train
+
+
+def summarise(runs: list[dict[str, float]]) -> dict:
+    """Per-seed metric dicts -> their mean (headline keys), `std` (over seeds) and `per_seed`; the `with_id/`
+    keys go to `with_id`."""
+    keys = [k for k in runs[0] if "@" in k and not k.endswith("_se")]
+    mean = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in keys}
+    std = {k: round(float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0, 4) for k in keys}
+    headline = [k for k in keys if "/" not in k]
+    return {**{k: mean[k] for k in headline},
+            "with_id": {k.split("/", 1)[1]: mean[k] for k in keys if k.startswith("with_id/")},
+            "std": {k: std[k] for k in headline},
+            "per_seed": {k: [round(r[k], 4) for r in runs] for k in ("recall@10", "ndcg@10")}}
+
+
+def train_and_evaluate(catalog: Catalog, store: ArtifactStore, args, seed: int) -> tuple[dict, str, dict]:
+    """TIGER and SASRec trained with `seed`; every method's test metrics; the TIGER version and its card."""
+    model, train = tiger_configs(args, seed)
+    run_train_tiger(catalog, store, TrainTigerJobConfig(run_date=RUN, model=model, train=train,
+                                                        version=f"bench-seed{seed}"))
+    inputs = load_retrieval_inputs(catalog)
+    sasrec = None if args.sasrec_minutes == 0 else SASRecConfig(seed=seed, max_minutes=args.sasrec_minutes)
+    results, version = evaluate_methods(
+        catalog, store, EvaluateConfig(run_date=RUN, tiger_version=f"bench-seed{seed}", beam_width=args.beam_width,
+                                       ranker=False, sasrec=sasrec), inputs)
+    return results, version, store.read_card("tiger", version)
 
 
 def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
@@ -117,13 +154,10 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
         return None
     rqvae, timings = built
 
-    model, train = tiger_configs(args)
-    trained = run_train_tiger(catalog, store, TrainTigerJobConfig(run_date=RUN, model=model, train=train))
-    timings["tiger_train_s"] = trained["train_seconds"]
-
+    per_seed = [train_and_evaluate(catalog, store, args, seed) for seed in args.seeds]
+    results, version, card = per_seed[0]
+    timings["tiger_train_s"] = float(np.mean([c["metrics"]["train_seconds"] for _, _, c in per_seed]))
     inputs = load_retrieval_inputs(catalog)
-    results, version = evaluate_methods(catalog, store, EvaluateConfig(run_date=RUN, beam_width=args.beam_width),
-                                        inputs)
     tiger_model, _, _ = load_tiger(store, version, inputs.rqvae_version, None)
     serve = inputs.sequences.serve
     sample = np.random.default_rng(0).permutation(len(serve))[: args.candidate_users]
@@ -133,23 +167,28 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
                 exclude_items=[inputs.sequences.serve_seen[i] for i in sample])
     candidate_users_per_s = len(sample) / (time.perf_counter() - started)
 
-    tiger = {k: round(v, 4) for k, v in results.pop("tiger").items() if "@" in k}
-    card = store.read_card("tiger", version)
+    methods = {m: summarise([r[m] for r, _, _ in per_seed]) for m in results}
+    tiger = methods.pop("tiger")
+    model, _ = tiger_configs(args)
     out = {
-        "items": len(inputs.index.item_ids), "users": len(serve), "test_users": len(inputs.sequences.test),
+        "items": len(inputs.index.item_ids), "users": len(serve), "test_users": int(results["tiger"]["users"]),
+        "test_users_with_id": len(inputs.sequences.test), "seeds": list(args.seeds),
         "embedding_source": rqvae["embedding_source"],
         "semantic_ids": {k: round(float(rqvae[k]), 4) for k in ("min_level_utilization", "unique_3code_fraction",
                                                                   "largest_collision_group")},
         "tiger": tiger,
-        "baselines": {m: {k: round(v, 4) for k, v in r.items() if "@" in k} for m, r in results.items()},
-        "tiger_beats_baselines": all(tiger[k] > r[k] for r in results.values() for k in ("recall@10", "ndcg@10")),
+        "baselines": methods,
+        "tiger_beats_baselines": all(tiger[k] > r[k] for r in methods.values() for k in ("recall@10", "ndcg@10")),
+        "sasrec_dropout_by_seed": [r["sasrec"]["dropout"] for r, _, _ in per_seed if "sasrec" in r],
         "training": {
             "model": dataclasses.asdict(model), "parameters": card["parameters"], "device": card["device"],
-            "budget_minutes": args.minutes, "epochs_done": card["metrics"]["epochs"],
-            "steps_done": card["metrics"]["steps"], "best_epoch": card["metrics"]["best_epoch"],
+            "schedule": {k: v for k, v in dataclasses.asdict(tiger_configs(args)[1]).items() if k != "seed"},
+            "budget_minutes": args.minutes, "epochs_done": [c["metrics"]["epochs"] for _, _, c in per_seed],
+            "best_epoch": [c["metrics"]["best_epoch"] for _, _, c in per_seed],
             "train_examples": card["metrics"]["train_examples"],
             "training_examples_per_s": round(card["metrics"]["examples_per_s"], 1),
-            "valid_recall@10_by_epoch": [round(e["valid_recall@10"], 4) for e in card["history"]],
+            "valid_recall@10_by_epoch": [[round(e["valid_recall@10"], 4) for e in c["history"]] for _, _, c in per_seed],
+            "valid_recall@10_se": round(card["history"][-1].get("valid_recall@10_se", 0.0), 4),
         },
         "candidate_generation_users_per_s": round(candidate_users_per_s, 2),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
@@ -173,7 +212,16 @@ def add_tiger_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=schedule.batch_size)
     parser.add_argument("--lr", type=float, default=schedule.lr)
     parser.add_argument("--warmup-steps", type=int, default=schedule.warmup_steps)
-    parser.add_argument("--eval-users", type=int, default=schedule.eval_users)
+    parser.add_argument("--eval-users", type=int, default=schedule.eval_users,
+                        help="validation users scored per epoch (default: the preset's; none = all)")
+    parser.add_argument("--patience", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--label-smoothing", type=float, default=None, help="default: the preset's")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default: the preset's")
+    parser.add_argument("--dropout", type=float, default=None, help="TIGER's dropout (default: the preset's)")
+    parser.add_argument("--seeds", type=lambda v: [int(s) for s in v.split(",")], default=[0, 1, 2],
+                        help="TIGER and SASRec are trained once per seed; figures are means with their spread")
+    parser.add_argument("--sasrec-minutes", type=float, default=SASRecConfig.max_minutes,
+                        help="SASRec's budget per dropout candidate (0: no SASRec)")
     parser.add_argument("--beam-width", type=int, default=schedule.beam_width)
     parser.add_argument("--rqvae-epochs", type=int, default=BENCH.rqvae_epochs)
 
@@ -218,7 +266,8 @@ def main() -> None:
                    "candidate_generation_users_per_s": beauty["candidate_generation_users_per_s"], **payload}
     write_results(results_name, payload)
     plot_method_comparison(
-        {f"{d} {m}": r for d, res in datasets.items() for m, r in (("tiger", res["tiger"]), *res["baselines"].items())},
+        {f"{d} {m}": {k: v for k, v in r.items() if "@" in k}
+         for d, res in datasets.items() for m, r in (("tiger", res["tiger"]), *res["baselines"].items())},
         RESULTS / f"{results_name}.png", f"TIGER vs. baselines (test split, {device})")
 
 

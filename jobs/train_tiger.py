@@ -38,7 +38,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--warmup-steps", type=int, default=None)
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget (stops after an epoch)")
-    parser.add_argument("--eval-users", type=int, default=None)
+    parser.add_argument("--eval-users", type=int, default=None, help="validation users scored per epoch (default: all)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop after this many epochs without a better validation Recall@10")
+    parser.add_argument("--label-smoothing", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--warm-start", action="store_true", help="start from the latest TIGER on the same IDs")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     set_torch_threads(args)
     preset = PRESETS[args.size]
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "warmup_steps", "max_minutes",
-                                                    "eval_users", "seed", "device")}
+                                                    "eval_users", "seed", "device", "patience", "label_smoothing")}
     train = dataclasses.replace(preset.tiger_train, **{k: v for k, v in given.items() if v is not None})
     config = TrainTigerJobConfig(run_date=args.run_date, model=preset.tiger, train=train, version=args.version,
                                  warm_start=args.warm_start)

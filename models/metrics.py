@@ -9,17 +9,33 @@ from __future__ import annotations
 import numpy as np
 
 
-def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
-    """ranked [E, K] item rows best first (-1 = empty); targets [E] -> recall@k and ndcg@k."""
-    hits = ranked == targets[:, None]
-    position = np.where(hits.any(1), hits.argmax(1), np.iinfo(np.int64).max)
+def per_user_gains(ranked: np.ndarray, targets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: (hit within k as 0/1, NDCG@k gain); the means are recall@k and ndcg@k, and their spread gives
+    standard errors and paired differences between methods on the same users."""
+    hits = ranked[:, :k] == targets[:, None]
+    position = np.where(hits.any(1), hits.argmax(1), k)
+    within = position < k
+    return within.astype(np.float64), np.where(within, 1.0 / np.log2(position + 2.0), 0.0)
+
+
+def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: tuple[int, ...] = (5, 10),
+                    unreachable: int = 0) -> dict[str, float]:
+    """ranked [E, K] item rows best first (-1 = empty); targets [E] -> recall@k and ndcg@k.
+
+    `unreachable`: further held-out users whose target no method can rank (an item without a semantic ID,
+    e.g. first seen in test): misses in every mean, so figures are over every held-out user."""
     out = {}
+    users = len(targets) + unreachable
     for k in ks:
-        within = position < k
-        out[f"recall@{k}"] = float(within.mean()) if len(targets) else 0.0
-        gains = np.where(within, 1.0 / np.log2(np.minimum(position, k) + 2.0), 0.0)
-        out[f"ndcg@{k}"] = float(gains.mean()) if len(targets) else 0.0
+        hits, gains = per_user_gains(ranked, targets, k)
+        out[f"recall@{k}"] = float(hits.sum() / users) if users else 0.0
+        out[f"ndcg@{k}"] = float(gains.sum() / users) if users else 0.0
     return out
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of `values` (0 for fewer than 2)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def recall_at(ranked: np.ndarray, targets: np.ndarray) -> float:

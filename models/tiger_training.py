@@ -25,7 +25,7 @@ from models.beam_search_fast import batch_size_for, exclusion_mask_fast, fast_be
 from models.config import TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.examples import Examples
-from models.metrics import recall_at
+from models.metrics import per_user_gains, standard_error
 from models.tiger import Tiger, encoder_tokens, user_buckets
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,8 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
         target_codes = codes[targets[rows]]
         with _autocast(device):
             logits = run.model(tokens, target_codes)
-        loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1))
+        loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1),
+                               label_smoothing=train.label_smoothing)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
@@ -244,7 +245,8 @@ def train_tiger(
     initial_weights: pathlib.Path | None = None,
 ) -> tuple[Tiger, TigerState]:
     """Train on every prefix in `train_examples`; after each epoch, Recall@10 on (a fixed sample of)
-    `valid_examples`; the best epoch's weights go to `directory/best.pt`."""
+    `valid_examples` (all of them unless train.eval_users caps it); the best epoch's weights go to
+    `directory/best.pt`; `train.patience` epochs without improvement end the run."""
     device = default_device(train.device)
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
     run = _start_run(config, train, device, len(train_examples), checkpoint, initial_weights)
@@ -253,7 +255,7 @@ def train_tiger(
     trie = SemanticIdTrie(item_codes, config.codebook_size).to(device)
     on_device = _on_device(train_examples, config, device)
     sample = np.random.default_rng(train.seed).permutation(len(valid_examples.targets))[: train.eval_users]
-    valid = valid_examples.take(sample)
+    valid = valid_examples.take(np.sort(sample))
 
     started = time.perf_counter()
     # a budget also ends an epoch early: at 10^7 events one epoch alone can outlast the night
@@ -266,13 +268,16 @@ def train_tiger(
         loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline)
         train_seconds = time.perf_counter() - epoch_started
         ranked = recommend(run.model, codes, trie, valid, top_k=10, beam_width=train.beam_width).items.numpy()
-        recall = recall_at(ranked, valid.targets)
+        hits, gains = per_user_gains(ranked, valid.targets, 10)
+        recall = float(hits.mean()) if len(hits) else 0.0
         state.epoch = epoch + 1
         state.history.append({"epoch": state.epoch, "loss": loss, "valid_recall@10": recall,
+                              "valid_recall@10_se": standard_error(hits),
+                              "valid_ndcg@10": float(gains.mean()) if len(gains) else 0.0,
                               "examples_per_s": trained / train_seconds, "examples": trained,
                               "seconds": time.perf_counter() - epoch_started})
-        log.info("epoch %d: loss %.4f, valid Recall@10 %.4f, %.0f examples/s", state.epoch, loss, recall,
-                 trained / train_seconds)
+        log.info("epoch %d: loss %.4f, valid Recall@10 %.4f +- %.4f (%d users), %.0f examples/s", state.epoch, loss,
+                 recall, standard_error(hits), len(hits), trained / train_seconds)
         if recall > state.best_recall:
             state.best_recall, state.best_epoch = recall, state.epoch
             if directory is not None:
@@ -282,6 +287,10 @@ def train_tiger(
             _save(checkpoint, run.checkpoint())
         if train.max_minutes is not None and time.perf_counter() - started > 60 * train.max_minutes:
             log.info("stopping after epoch %d: the %.0f-minute budget is spent", state.epoch, train.max_minutes)
+            break
+        if train.patience is not None and state.epoch - state.best_epoch >= train.patience:
+            log.info("stopping after epoch %d: no better validation Recall@10 since epoch %d", state.epoch,
+                     state.best_epoch)
             break
     run.model.eval()
     return run.model, state

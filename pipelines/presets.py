@@ -35,7 +35,7 @@ PRESETS: dict[str, RunPreset] = {
     # 25-minute budget.
     "cpu-bench": RunPreset(
         tiger=TigerConfig(encoder_layers=2, decoder_layers=2, heads=4, head_dim=32, mlp_dim=512),
-        tiger_train=TigerTrainConfig(epochs=50, lr=2e-3, warmup_steps=300, eval_users=1_000, max_minutes=25),
+        tiger_train=TigerTrainConfig(epochs=50, lr=2e-3, warmup_steps=300, max_minutes=25),
         rqvae_epochs=150),
     # `make demo`: every DAG end to end in minutes on a laptop.
     "demo": RunPreset(tiger=TigerConfig.debug(), tiger_train=TigerTrainConfig(epochs=3, max_minutes=10),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.metrics import auc, gauc, ranking_metrics, recall_at
+from models.metrics import auc, gauc, per_user_gains, ranking_metrics, recall_at, standard_error
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -36,3 +36,32 @@ def test_ranking_metrics_and_recall_at_by_hand():
     assert m == {"recall@1": 0.5, "ndcg@1": 0.5, "recall@3": 0.75,
                  "ndcg@3": pytest.approx((1 + 1 / np.log2(4) + 1) / 4)}
     assert recall_at(ranked, targets) == 0.75
+
+
+def test_unreachable_users_are_misses_in_every_mean():
+    ranked = np.array([[3, 1], [0, 2]])
+    targets = np.array([3, 2])  # both hit within 2
+    assert ranking_metrics(ranked, targets, ks=(2,))["recall@2"] == 1.0
+    over_all = ranking_metrics(ranked, targets, ks=(2,), unreachable=2)
+    assert over_all["recall@2"] == 0.5
+    assert over_all["ndcg@2"] == pytest.approx((1 + 1 / np.log2(3)) / 4)
+
+
+def test_per_user_gains_and_standard_error():
+    hits, gains = per_user_gains(np.array([[1, 2], [3, 4], [5, 6]]), np.array([2, 9, 5]), k=2)
+    assert hits.tolist() == [1.0, 0.0, 1.0]
+    assert gains == pytest.approx([1 / np.log2(3), 0.0, 1.0])
+    assert standard_error(hits) == pytest.approx(np.std(hits, ddof=1) / np.sqrt(3))
+    assert standard_error(np.array([1.0])) == 0.0
+
+
+def test_evaluation_reports_every_user_and_the_users_with_an_id_side_by_side():
+    from pipelines.evaluation.evaluate import method_metrics
+
+    ranked = np.array([[4, 5], [6, 7], [1, 2]])
+    metrics = method_metrics(ranked, np.array([4, 9, 2]), unreachable=1)  # a 4th user's target has no ID
+    assert metrics["users"] == 4
+    assert metrics["with_id/recall@5"] == pytest.approx(2 / 3)
+    assert metrics["recall@5"] == pytest.approx(2 / 4)
+    assert metrics["ndcg@10"] == pytest.approx((1 + 1 / np.log2(3)) / 4)
+    assert metrics["ndcg@10_se"] == pytest.approx(np.std([1, 0, 1 / np.log2(3), 0], ddof=1) / 2)

@@ -77,7 +77,8 @@ def _toy_sequences(codes_n=20, users=12, length=8):
 def test_debug_model_overfits_a_tiny_set():
     codes = catalog(n=20)
     data = _toy_sequences()
-    train = TigerTrainConfig(epochs=40, batch_size=32, lr=3e-3, warmup_steps=10, eval_users=1000, beam_width=10)
+    train = TigerTrainConfig(epochs=40, batch_size=32, lr=3e-3, warmup_steps=10, eval_users=1000, beam_width=10,
+                             patience=None)  # no early stop: this checks that it can fit the set
     model, state = train_tiger(codes, data, data, SMALL, train, progress=False)
     assert state.best_recall > 0.95
     top1 = recommend(model, torch.as_tensor(codes), SemanticIdTrie(codes, 4), data, top_k=1, beam_width=10,
@@ -120,3 +121,14 @@ def test_a_spent_budget_anneals_and_stops_and_a_resume_keeps_the_plan(tmp_path):
     assert saved["scheduler"]["lr_lambdas"][0]["total_steps"] == steps_per_epoch  # lr reached 0 at the stop
     _, resumed = train_tiger(codes, data, data, config, train, directory=tmp_path, progress=False)
     assert resumed.epoch == 1
+
+
+def test_patience_ends_a_run_that_stopped_improving():
+    codes = catalog(n=20)
+    data = _toy_sequences()
+    config = TigerConfig.debug(codebook_size=4, max_history=5)
+    # lr 0: the model never changes, so validation Recall@10 never beats epoch 1
+    train = TigerTrainConfig(epochs=10, batch_size=16, lr=0.0, warmup_steps=1, beam_width=5, patience=2)
+    _, state = train_tiger(codes, data, data, config, train, progress=False)
+    assert state.best_epoch == 1 and state.epoch == 3
+    assert all("valid_recall@10_se" in e and "valid_ndcg@10" in e for e in state.history)

@@ -1,0 +1,139 @@
+"""SASRec, the sequential baseline TIGER is compared with (torch): causal self-attention over item ids.
+
+Kang & McAuley (2018) with the full-catalog cross-entropy loss that the tuned
+reproductions use (it beats SASRec's sampled binary loss and BERT4Rec:
+Klenitskiy & Vasilev, RecSys 2023): every position of a user's training
+sequence predicts the next item over all items, item embeddings tied to the
+output layer. Settings from those reproductions (2 blocks, 64 dims, length 50,
+Adam 1e-3, batch 128); dropout is chosen on the validation split from
+`dropout_grid`, each candidate trained with early stopping on validation
+NDCG@10. A baseline, not a product path: it lives in the evaluation package.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.examples import Examples
+from models.metrics import ranking_metrics
+from pipelines.evaluation.config import SASRecConfig
+
+log = logging.getLogger(__name__)
+
+
+class SASRec(nn.Module):
+    def __init__(self, n_items: int, config: SASRecConfig, dropout: float):
+        super().__init__()
+        self.config = config
+        self.items = nn.Embedding(n_items + 1, config.d_model, padding_idx=0)  # row 0: padding, item r: r + 1
+        self.positions = nn.Embedding(config.max_length, config.d_model)
+        layer = nn.TransformerEncoderLayer(config.d_model, config.heads, dim_feedforward=config.d_model,
+                                           dropout=dropout, batch_first=True, norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, config.blocks, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.d_model)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.normal_(self.items.weight, std=0.02)
+        nn.init.normal_(self.positions.weight, std=0.02)
+
+    def forward(self, histories: torch.Tensor) -> torch.Tensor:
+        """histories [B, L] item rows right-aligned (-1 = padding) -> hidden states [B, L, d]."""
+        length = histories.shape[1]
+        real = histories >= 0
+        x = self.items(histories + 1) * math.sqrt(self.config.d_model)
+        x = self.dropout((x + self.positions.weight[-length:]) * real.unsqueeze(-1))
+        # causal, and no query sees padding; each position always sees itself, so no row is fully masked
+        causal = torch.ones(length, length, dtype=torch.bool, device=histories.device).tril()
+        allowed = causal & real[:, None, :]
+        allowed |= torch.eye(length, dtype=torch.bool, device=histories.device)
+        mask = (~allowed).repeat_interleave(self.config.heads, dim=0)
+        return self.norm(self.encoder(x, mask=mask))
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.items.weight[1:].T
+
+
+def next_item_sequences(train: Examples, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's training sequence as (inputs, next items) [U, width], from the user's longest prefix:
+    build_sequences emits prefixes in order, so the last one per user is history + final target."""
+    last = np.r_[train.users[1:] != train.users[:-1], True] if len(train) else np.zeros(0, dtype=bool)
+    histories, targets = train.histories[last], train.targets[last]
+    if histories.shape[1] < width:
+        raise ValueError(f"SASRec needs histories of {width} items; these hold {histories.shape[1]}")
+    full = np.concatenate([histories[:, -width:], targets[:, None]], axis=1)
+    return full[:, :-1], full[:, 1:]
+
+
+def sasrec_top_k(model: SASRec, examples: Examples, k: int, exclude_history: bool = True,
+                 batch_size: int = 512) -> np.ndarray:
+    """Top-k item rows per example from the last position's scores over the whole catalog."""
+    model.eval()
+    device = next(model.parameters()).device
+    width = model.config.max_length
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            h = torch.as_tensor(examples.histories[start:start + batch_size, -width:], device=device)
+            scores = model.item_logits(model(h)[:, -1])
+            if exclude_history:
+                rows, cols = torch.nonzero(h >= 0, as_tuple=True)
+                scores[rows, h[rows, cols]] = -torch.inf
+            out.append(scores.topk(k, dim=1).indices.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+
+
+def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Examples, n_items: int,
+                     config: SASRecConfig, dropout: float, exclude_history: bool) -> tuple[SASRec, dict]:
+    device = inputs.device
+    torch.manual_seed(config.seed)
+    model = SASRec(n_items, config, dropout).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
+    best, best_state, best_epoch, history = -1.0, None, 0, []
+    started = time.perf_counter()
+    for epoch in range(config.max_epochs):
+        model.train()
+        order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
+        total, count = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start:start + config.batch_size].to(device)
+            x, y = inputs[rows], targets[rows]
+            hidden = model(x)[x >= 0]  # only real positions predict (all of them carry a next item)
+            loss = F.cross_entropy(model.item_logits(hidden), y[x >= 0])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, count = total + float(loss.detach()) * len(hidden), count + len(hidden)
+        ndcg = ranking_metrics(sasrec_top_k(model, valid, 10, exclude_history), valid.targets)["ndcg@10"]
+        history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid_ndcg@10": ndcg})
+        if ndcg > best:
+            best, best_epoch = ndcg, epoch + 1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        over_budget = config.max_minutes is not None and time.perf_counter() - started > 60 * config.max_minutes
+        if epoch + 1 - best_epoch >= config.patience or over_budget:
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    log.info("SASRec dropout %.2f: best valid NDCG@10 %.4f at epoch %d of %d (%.0f s)", dropout, best, best_epoch,
+             len(history), time.perf_counter() - started)
+    return model.eval(), {"dropout": dropout, "valid_ndcg@10": best, "best_epoch": best_epoch,
+                          "epochs": len(history), "seconds": time.perf_counter() - started}
+
+
+def train_sasrec(train: Examples, valid: Examples, n_items: int, config: SASRecConfig = SASRecConfig(),
+                 exclude_history: bool = True) -> tuple[SASRec, dict]:
+    """The best SASRec over `config.dropout_grid` by validation NDCG@10, and how each candidate did.
+    `train`, `valid`: examples whose histories are at least `config.max_length` wide."""
+    from models.device import default_device
+
+    device = default_device(config.device)
+    inputs, targets = (torch.as_tensor(a, device=device) for a in next_item_sequences(train, config.max_length))
+    candidates = [_train_candidate(inputs, targets, valid, n_items, config, dropout, exclude_history)
+                  for dropout in config.dropout_grid]
+    model, chosen = max(candidates, key=lambda c: c[1]["valid_ndcg@10"])
+    return model, {"chosen": chosen, "candidates": [c[1] for c in candidates]}
