@@ -28,12 +28,12 @@ from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import SILVER_EVENTS, Catalog
 from pipelines.lakehouse.config import logical_time
 from pipelines.lakehouse.ops import write_metrics
+from pipelines.lakehouse.table_io import read_table_arrow
 from pipelines.plots import plot_method_comparison
 from pipelines.ranking.inputs import load_ranker_inputs
 from pipelines.ranking.serving import MODEL as RANKER
 from pipelines.ranking.serving import RankerFeatures, evaluate_ranker, load_ranker, rerank
 from pipelines.retrieval.inputs import RetrievalInputs, item_vectors_by_row, load_retrieval_inputs
-from pipelines.lakehouse.table_io import read_table_arrow
 from pipelines.retrieval.sequences import SequenceData, build_sequences, training_item_counts
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
 from pipelines.splits import SplitConfig
@@ -112,7 +112,10 @@ def long_sequences(catalog: Catalog, inputs: RetrievalInputs, width: int) -> Seq
 def sasrec_ranking(catalog: Catalog, inputs: RetrievalInputs, config: EvaluateConfig,
                    examples: Examples) -> tuple[np.ndarray, dict[str, float]]:
     """SASRec trained on the training split (dropout chosen on validation) -> top-10 for `examples`' users."""
-    from pipelines.evaluation.sasrec import sasrec_top_k, train_sasrec  # torch: only when SASRec runs
+    from pipelines.evaluation.sasrec import (  # torch: only when SASRec runs
+        sasrec_top_k,
+        train_sasrec,
+    )
 
     assert config.sasrec is not None
     sequences = long_sequences(catalog, inputs, config.sasrec.max_length)
