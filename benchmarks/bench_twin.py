@@ -12,19 +12,20 @@
    target >= 10x) and AUC (`auc_clusters_minus_raw`, target within 0.01).
    An untrained yardstick shows the task is learnable: the cosine between the
    target and the mean of the user's history.
-2. MovieLens-100K through the real jobs: ingest -> text embeddings -> RQ-VAE
-   -> semantic IDs -> TIGER (the cpu-bench preset, --minutes of training) in a
-   scratch lakehouse of its own, or the one a bench_tiger.py run left
-   (--tiger-run benchmarks/.work/ml-100k). Then: clusters without held-out
-   events, the ranker trained with and without ln(n), on the raw full history
-   and on the 100 most recent raw events instead of clusters; AUC/GAUC on the
-   test events and Recall/NDCG@10 of TIGER alone vs. TIGER reranked by the
-   ranker alone (`rerank_*`) and by the nightly blend, TIGER score + w * logit
-   with w chosen on held-out validation users as train-twin does (`blend_*`).
-   Then AUC by TWIN-V2's cluster-size threshold gamma (--gammas), each the mean
-   over --sweep-seeds ranker seeds, next to the raw full history under the same
-   seeds (`auc_by_gamma`): how much of the raw history's AUC each compression keeps
-   on ~100-event histories.
+2. Real data: MovieLens-100K (built here through the real jobs, or the
+   lakehouse a bench_tiger.py run left: --tiger-run benchmarks/.work/ml-100k)
+   and Amazon Beauty (--beauty-run benchmarks/.work/amazon-beauty). Clusters
+   without held-out events, then the ranker trained three ways: the nightly
+   recipe (`twin_v2`: training cuts with TIGER's candidates as negatives, plus
+   the short-term keys), without the short-term keys, and the previous recipe
+   (one positive per user, the validation event). Each is evaluated on the
+   test users outside the calibration share: AUC/GAUC, Recall/NDCG@10 of the
+   ranker alone (`rerank_*`) and of the blend, TIGER score + w * logit with w
+   chosen on the calibration users (`blend_*`), over TIGER's list of the same
+   depth; the blend's lift over TIGER alone in NDCG@10 with the standard error
+   of the paired per-user difference (`blend_lift_standard_errors`, target >= 2)
+   and its 95% interval. --gammas adds ml-100k's AUC by TWIN-V2's cluster-size
+   threshold (mean over --sweep-seeds ranker seeds, next to the raw history).
 Writes benchmarks/results/twin.json.
 """
 
@@ -123,7 +124,8 @@ def synthetic(args) -> dict:
     # user's interests?) and is scored on other users whose histories are 10^4 events long
     fit = population(items, vectors, args.train_users, args.train_events, args.held_out, 4, seed=5)
     scored = population(items, vectors, args.users, args.events, args.held_out, 4, seed=6)
-    config = TwinConfig(item_dim=64, codebook_size=1, code_levels=4)
+    # clusters vs. the raw history as the keys: no short-term keys, the three cluster cross features
+    config = TwinConfig(item_dim=64, codebook_size=1, code_levels=4, cross_features=3, recent_events=0)
     train = TwinTrainConfig(epochs=args.twin_epochs, batch_size=64)
     out: dict = {"scored_users": args.users, "events_per_scored_user": args.events,
                  "training_users": args.train_users, "events_per_training_user": args.train_events,
@@ -187,81 +189,115 @@ def train_tiger_on_movielens(spark, catalog, store, args) -> bool:
     return True
 
 
-def movielens(args) -> dict | None:
-    from models.metrics import ranking_metrics
+def real_dataset(name: str, args) -> dict | None:
+    """The ranker on a real dataset's lakehouse (a bench_tiger.py work folder; ml-100k is built here when none
+    is given): clusters without held-out events, then the ranker trained three ways and evaluated on the test
+    users outside the calibration share, against TIGER's list of the same depth."""
+    from models.metrics import per_user_gains, ranking_metrics, standard_error
     from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
     from pipelines.lakehouse.artifacts import ArtifactStore
     from pipelines.lakehouse.catalog import Catalog
     from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
     from pipelines.lakehouse.spark import build_spark_session
+    from pipelines.ranking.blend import calibration_users
     from pipelines.ranking.inputs import load_ranker_inputs
     from pipelines.ranking.serving import RankerFeatures, evaluate_ranker, rerank
     from pipelines.ranking.training import (
         fit_ranker_and_blend,
+        load_training_cuts,
         tiger_candidates_for,
+        tiger_negatives_at_cuts,
     )
     from pipelines.retrieval.serving import load_tiger, tiger_top_k
 
     spark = build_spark_session(SparkConfig(app_name="bench-twin"))
-    root = pathlib.Path(args.tiger_run) if args.tiger_run else WORK / "twin" / "ml-100k"
+    given = {"ml-100k": args.tiger_run, "amazon-beauty": args.beauty_run}[name]
+    root = pathlib.Path(given) if given else WORK / "twin" / name
     catalog = Catalog(LakehouseConfig(root=str(root / "lakehouse")))
     store = ArtifactStore(root=str(root / "artifacts"))
-    if args.tiger_run is None and not train_tiger_on_movielens(spark, catalog, store, args):
+    if given is None and (name != "ml-100k" or not train_tiger_on_movielens(spark, catalog, store, args)):
+        spark.stop()
         return None
     if store.latest_version("tiger") is None:
-        raise SystemExit(f"--tiger-run {root}: no TIGER model under {store.root}")
+        raise SystemExit(f"{root}: no TIGER model under {store.root}")
     started = time.perf_counter()
     report = run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test",
                                                                          full_refresh=True))
     out: dict = {"cluster_seconds": round(time.perf_counter() - started, 1),
                  "compression": round(report.metrics["compression"], 2)}
-    inputs = load_ranker_inputs(catalog)
-    test = inputs.retrieval.sequences.test
-    tiger_valid = tiger_candidates_for(store, inputs.retrieval, inputs.retrieval.sequences.valid, args.rerank_depth)
-    base = TwinConfig()
-    train = TwinTrainConfig(epochs=args.twin_epochs)
-    tiger, _, _ = load_tiger(store, None, inputs.retrieval.rqvae_version, None)
-    top_test = tiger_top_k(tiger, inputs.retrieval.index, test, args.rerank_depth, None, True, batch_size=64)
-    top, top_scores = top_test.items.numpy(), top_test.scores.numpy().astype(np.float64)
-    out["tiger"] = {k: round(v, 4) for k, v in ranking_metrics(top[:, :10], test.targets).items()}
-    variants = {
-        "clusters_ln_n": (base, None),
-        "clusters_no_ln_n": (dataclasses.replace(base, use_log_n=False), None),
-        "raw_full_history": (base, raw_recent_clusters(catalog, inputs, None)),
-        "raw_recent_100": (base, raw_recent_clusters(catalog, inputs, 100)),
-    }
-    for name, (config, clusters) in variants.items():
-        view = inputs if clusters is None else dataclasses.replace(inputs, clusters=clusters)
-        model, _, blend = fit_ranker_and_blend(view, config, train, tiger_valid, RerankConfig(depth=args.rerank_depth),
-                                               clusters=clusters)
-        quality = evaluate_ranker(model, view, test, negatives=20, seed=7)
-        ranker_only, _, _ = rerank(model, RankerFeatures.of(view), test.users, top, 10)
-        blended, _, _ = rerank(model, RankerFeatures.of(view), test.users, top, 10, retrieval_scores=top_scores,
-                               blend_weight=blend.weight)
-        out[name] = {"auc": round(quality["auc"], 4), "gauc": round(quality["gauc"], 4),
-                     **{f"rerank_{k}": round(v, 4) for k, v in ranking_metrics(ranker_only, test.targets).items()},
-                     "blend": blend.to_card(),
-                     **{f"blend_{k}": round(v, 4) for k, v in ranking_metrics(blended, test.targets).items()}}
-        print(f"ml-100k {name}: {out[name]}")
-    out["auc_clusters_minus_raw"] = round(out["clusters_ln_n"]["auc"] - out["raw_full_history"]["auc"], 4)
-    out["rerank_recall@10_minus_tiger"] = round(out["clusters_ln_n"]["rerank_recall@10"] - out["tiger"]["recall@10"], 4)
-    out["rerank_ndcg@10_minus_tiger"] = round(out["clusters_ln_n"]["rerank_ndcg@10"] - out["tiger"]["ndcg@10"], 4)
-    for metric in ("recall@10", "ndcg@10"):
-        out[f"blend_{metric}_minus_tiger"] = round(out["clusters_ln_n"][f"blend_{metric}"] - out["tiger"][metric], 4)
-    print(f"ml-100k TIGER alone {out['tiger']}")
-    if args.gammas:
-        out["auc_by_gamma"] = auc_by_gamma(spark, catalog, args, base, train, tiger_valid)
     spark.stop()
+    inputs = load_ranker_inputs(catalog)
+    valid, test = inputs.retrieval.sequences.valid, inputs.retrieval.sequences.test
+    depth = args.rerank_depth
+    tiger_valid = tiger_candidates_for(store, inputs.retrieval, valid, depth)
+    tiger, out["tiger_version"], _ = load_tiger(store, None, inputs.retrieval.rqvae_version, None)
+    top_test = tiger_top_k(tiger, inputs.retrieval.index, test, depth, None, True, batch_size=64)
+    top, top_scores = top_test.items.numpy(), top_test.scores.numpy().astype(np.float64)
+    # the lift is measured on test users the blend weight was not chosen on
+    rerank_config = RerankConfig(depth=depth)
+    train = TwinTrainConfig(epochs=args.twin_epochs)
+    calibrated = set(valid.users[calibration_users(valid.users, rerank_config.calibration_share, train.seed)])
+    scored = np.array([u not in calibrated for u in test.users])
+    targets = test.targets[scored]
+    out.update({"rerank_depth": depth, "test_users": int(scored.sum()), "calibration_users": len(calibrated)})
+    out["tiger"] = {k: round(v, 4) for k, v in ranking_metrics(top[scored, :10], targets).items()}
+    _, tiger_gains = per_user_gains(top[scored, :10], targets, 10)
+
+    started = time.perf_counter()
+    cuts = load_training_cuts(catalog, inputs, train)
+    cut_hard = tiger_negatives_at_cuts(store, inputs, cuts, rerank_config.hard_negative_pool)
+    out["training_cuts"] = {"cuts": len(cuts), "positives": int(sum(len(p) for p in cuts.positives)),
+                            "seconds": round(time.perf_counter() - started, 1)}
+    base = TwinConfig()
+    one_positive = TwinTrainConfig(epochs=30, batch_size=64, cuts_per_user=0)  # the previous recipe's schedule
+    variants = {  # name: (model config, train config, cuts)
+        "twin_v2": (base, train, cuts),
+        "no_short_term": (dataclasses.replace(base, recent_events=0), train, cuts),
+        "one_positive_per_user": (dataclasses.replace(base, recent_events=0), one_positive, None),
+    }
+    for variant, (config, schedule, variant_cuts) in variants.items():
+        started = time.perf_counter()
+        model, _, blend = fit_ranker_and_blend(inputs, config, schedule, tiger_valid, rerank_config,
+                                               cuts=variant_cuts, cut_hard=cut_hard if variant_cuts else None)
+        seconds = time.perf_counter() - started
+        quality = evaluate_ranker(model, inputs, test, negatives=20, seed=7)
+        features = RankerFeatures.of(inputs, test, config.recent_events)
+        ranker_only, _, _ = rerank(model, features, test.users, top, 10)
+        blended, _, _ = rerank(model, features, test.users, top, 10, retrieval_scores=top_scores,
+                               blend_weight=blend.weight)
+        _, blend_gains = per_user_gains(blended[scored], targets, 10)
+        lift, lift_se = float(np.mean(blend_gains - tiger_gains)), standard_error(blend_gains - tiger_gains)
+        out[variant] = {
+            "auc": round(quality["auc"], 4), "gauc": round(quality["gauc"], 4), "train_seconds": round(seconds, 1),
+            **{f"rerank_{k}": round(v, 4) for k, v in ranking_metrics(ranker_only[scored], targets).items()},
+            "blend": blend.to_card(),
+            **{f"blend_{k}": round(v, 4) for k, v in ranking_metrics(blended[scored], targets).items()},
+            "blend_ndcg@10_minus_tiger": round(lift, 5), "blend_ndcg@10_minus_tiger_se": round(lift_se, 5),
+            "blend_lift_standard_errors": round(lift / lift_se, 2) if lift_se else 0.0,
+            "blend_lift_95ci": [round(lift - 1.96 * lift_se, 5), round(lift + 1.96 * lift_se, 5)],
+        }
+        print(f"{name} {variant}: {out[variant]}")
+    headline = out["twin_v2"]
+    out["blend_ndcg@10_minus_tiger"] = headline["blend_ndcg@10_minus_tiger"]
+    out["blend_lift_standard_errors"] = headline["blend_lift_standard_errors"]
+    out["rerank_ndcg@10_minus_tiger"] = round(headline["rerank_ndcg@10"] - out["tiger"]["ndcg@10"], 4)
+    print(f"{name} TIGER alone {out['tiger']}")
+    if name == "ml-100k" and args.gammas:
+        out["auc_by_gamma"] = auc_by_gamma(catalog, args, base, train, tiger_valid)
     return out
 
 
-def auc_by_gamma(spark, catalog, args, base: TwinConfig, train: TwinTrainConfig, tiger_valid) -> dict:
+def auc_by_gamma(catalog, args, base: TwinConfig, train: TwinTrainConfig, tiger_valid) -> dict:
     """Ranker AUC on the test events over clusters of at most gamma events, for each gamma, and over the raw
     full history; each the mean over --sweep-seeds ranker seeds. The lakehouse is left at the last gamma."""
     from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
+    from pipelines.lakehouse.config import SparkConfig
+    from pipelines.lakehouse.spark import build_spark_session
     from pipelines.ranking.inputs import load_ranker_inputs
     from pipelines.ranking.serving import evaluate_ranker
     from pipelines.ranking.training import fit_ranker_and_blend
+
+    spark = build_spark_session(SparkConfig(app_name="bench-twin-gamma"))
 
     def mean_quality(inputs, clusters) -> dict:
         aucs, gaucs = [], []
@@ -288,6 +324,7 @@ def auc_by_gamma(spark, catalog, args, base: TwinConfig, train: TwinTrainConfig,
     for gamma in args.gammas:
         point = out[f"gamma_{gamma}"]
         point["auc_minus_raw"] = round(point["auc"] - out["raw_full_history"]["auc"], 4)
+    spark.stop()
     return out
 
 
@@ -304,9 +341,11 @@ def main() -> None:
     parser.add_argument("--tiger-run", default=None,
                         help="ml-100k: a bench_tiger.py work folder (lakehouse/ + artifacts/) to reuse instead of "
                              "training TIGER here")
+    parser.add_argument("--beauty-run", default=None,
+                        help="amazon-beauty: a bench_tiger.py work folder to rerank (skipped without one)")
     add_tiger_args(parser)
     parser.set_defaults(size="cpu-bench", minutes=10.0)
-    parser.add_argument("--gammas", type=lambda s: [int(g) for g in s.split(",") if g], default=[5, 10, 20],
+    parser.add_argument("--gammas", type=lambda s: [int(g) for g in s.split(",") if g], default=[],
                         help="ml-100k: cluster-size thresholds for the AUC sweep ('' skips it)")
     parser.add_argument("--sweep-seeds", type=int, default=2, help="ml-100k: ranker seeds per point of the sweep")
     parser.add_argument("--skip-movielens", action="store_true")
@@ -320,10 +359,15 @@ def main() -> None:
         results = {"synthetic_1e4": synthetic(args)}
     results["speedup_vs_raw_history"] = results["synthetic_1e4"]["speedup_vs_raw_history"]
     results["auc_clusters_minus_raw"] = results["synthetic_1e4"]["auc_clusters_minus_raw"]
-    if not args.skip_movielens:
-        ml = movielens(args)
-        if ml is not None:
-            results["ml-100k"] = ml
+    for name in ("ml-100k", "amazon-beauty"):
+        if name == "ml-100k" and args.skip_movielens:
+            continue
+        measured = real_dataset(name, args)
+        if measured is not None:
+            kept = json.loads(previous.read_text()).get(name, {}) if previous.exists() else {}
+            if "auc_by_gamma" in kept and "auc_by_gamma" not in measured:  # not rerun: kept, and said so
+                measured["auc_by_gamma"] = {**kept["auc_by_gamma"], "measured_with": "the previous ranker recipe"}
+            results[name] = measured
     write_results("twin", results)
 
 

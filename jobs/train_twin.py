@@ -1,9 +1,11 @@
 """`tigertwin train-twin`: gold.user_clusters + item embeddings + semantic IDs -> artifacts/twin/<version>/.
 
-Trains the TWIN-V2 ranker (cluster-aware target attention with ln(n)) on each
-user's validation event against sampled negatives (half from TIGER's
-candidates when a TIGER model exists), then reports AUC and GAUC on the test
-events. With TIGER present, a share of the validation users is held out of
+Trains the TWIN-V2 ranker (cluster-aware target attention with ln(n), plus the
+user's last raw events as short-term keys) on the events after several cut
+points of each user's training history (the history before a cut clustered as
+cluster-behaviors does) and on each user's validation event, against sampled
+negatives (half from TIGER's candidates for the same history when a TIGER
+model exists), then reports AUC and GAUC on the test events. With TIGER present, a share of the validation users is held out of
 training to choose w in the nightly order "TIGER score + w * ranker logit"
 (w = 0 keeps TIGER's order when the ranker does not help them); the card keeps
 w. Needs clusters built without held-out events: run
@@ -25,6 +27,7 @@ from jobs.runtime import (
     setup_logging,
 )
 from models.config import TwinConfig, TwinTrainConfig
+from pipelines.behavior.config import ClusteringConfig
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.training import TrainTwinJobConfig, run_train_twin
 
@@ -37,6 +40,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--heads", type=int, default=m.heads)
     parser.add_argument("--top-k-clusters", type=int, default=m.top_k_clusters)
     parser.add_argument("--no-log-n", action="store_true", help="drop TWIN-V2's ln(n) term (ablation)")
+    parser.add_argument("--recent-events", type=int, default=m.recent_events,
+                        help="short-term keys: the user's last N raw events next to the clusters (0: none)")
+    parser.add_argument("--cuts-per-user", type=int, default=t.cuts_per_user,
+                        help="training cuts per user's history (0: the validation events alone)")
+    parser.add_argument("--positives-per-cut", type=int, default=t.positives_per_cut)
+    parser.add_argument("--gamma", type=int, default=ClusteringConfig.gamma,
+                        help="largest cluster of the training cuts: cluster-behaviors' --gamma")
     parser.add_argument("--epochs", type=int, default=t.epochs)
     parser.add_argument("--negatives", type=int, default=t.negatives)
     parser.add_argument("--no-hard-negatives", action="store_true", help="catalog negatives only")
@@ -58,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
     set_torch_threads(args)
     config = TrainTwinJobConfig(
         run_date=args.run_date,
-        model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n),
-        train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device),
+        model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n,
+                         recent_events=args.recent_events),
+        train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device,
+                              cuts_per_user=args.cuts_per_user, positives_per_cut=args.positives_per_cut),
+        clustering=ClusteringConfig(gamma=args.gamma),
         version=args.version, hard_negatives=not args.no_hard_negatives,
         rerank=RerankConfig(depth=args.rerank_depth, calibration_share=args.calibration_share),
     )

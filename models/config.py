@@ -91,7 +91,9 @@ class TwinConfig:
     d_model: int = 64  # item-inherent representation
     heads: int = 4
     head_dim: int = 16
-    cross_features: int = 3  # completion, rating, recency of each cluster
+    cross_features: int = 4  # completion, rating, recency of each key; its short-term position (0: a cluster)
+    # TWIN-V2's short-term sequence: the user's last R raw events are keys too (n = 1), next to the clusters.
+    recent_events: int = 10
     cross_hidden: int = 4  # each cross feature -> scalar through its own 1 -> h -> 1 projection
     top_k_clusters: int = 100  # retrieval stage keeps these many clusters by alpha'
     use_log_n: bool = True  # TWIN-V2: alpha' = alpha + ln(n)
@@ -101,8 +103,13 @@ class TwinConfig:
 
 @dataclass(frozen=True)
 class TwinTrainConfig:
-    epochs: int = 30  # one positive per user is little data: it takes thousands of small steps to learn
-    batch_size: int = 64
+    # Training cuts (pipelines/ranking/cuts.py): each user's training events are cut at up to this many points;
+    # the clusters of the events before a cut are the keys and the next `positives_per_cut` events positives.
+    # One positive per user (the validation event alone) was too little signal to rerank TIGER's list.
+    cuts_per_user: int = 8
+    positives_per_cut: int = 3
+    epochs: int = 8
+    batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4
     negatives: int = 8  # per positive, sampled from the catalog (+ TIGER's candidates when given)

@@ -44,7 +44,7 @@ from pipelines.lakehouse.ops import write_metrics
 from pipelines.lakehouse.table_io import read_table, read_table_arrow, write_table
 from pipelines.ranking.blend import blend_of, blended_score
 from pipelines.ranking.config import RerankConfig
-from pipelines.ranking.examples import CROSS_FEATURES, user_clusters
+from pipelines.ranking.examples import CROSS_FEATURES, user_clusters, with_recent_events
 from pipelines.ranking.serving import RankerFeatures, load_ranker, rerank, resolve_ranker
 from pipelines.retrieval.inputs import item_vectors_by_row
 from pipelines.retrieval.sequences import ItemIndex, serving_histories
@@ -150,7 +150,9 @@ def score_users(models: ServingModels, plan: ServingPlan, events: pd.DataFrame, 
     if models.ranker is None:
         return candidate_rows(models.index, users, items, scores, config.run_date, plan.tiger_version)
     assert models.vectors is not None and clusters is not None
-    features = RankerFeatures(models.vectors, models.index.codes, user_clusters(clusters, models.index))
+    keys = with_recent_events(user_clusters(clusters, models.index), users, serving.examples.histories,
+                              models.ranker.config.recent_events)
+    features = RankerFeatures(models.vectors, models.index.codes, keys)
     items, ranker_scores, order = rerank(models.ranker, features, users, items, config.final_k,
                                          retrieval_scores=scores, blend_weight=models.blend_weight)
     scores = np.take_along_axis(scores, order, 1)

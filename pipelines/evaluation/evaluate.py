@@ -136,7 +136,8 @@ def rerank_tiger(catalog, store, config: EvaluateConfig, inputs: RetrievalInputs
     ranker, _, blend = load_ranker(store, config.ranker_version, inputs.rqvae_version)
     ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=True)
     top = tiger_top_k(model, inputs.index, examples, blend.depth, None, config.exclude_history)
-    items, _, _ = rerank(ranker, RankerFeatures.of(ranker_inputs), examples.users, top.items.numpy(), 10,
+    features = RankerFeatures.of(ranker_inputs, examples, ranker.config.recent_events)
+    items, _, _ = rerank(ranker, features, examples.users, top.items.numpy(), 10,
                          retrieval_scores=top.scores.numpy().astype(np.float64), blend_weight=blend.weight)
     quality = evaluate_ranker(ranker, ranker_inputs, examples, negatives=20, seed=7)
     return items, {**quality, "blend_weight": -1.0 if math.isinf(blend.weight) else blend.weight}

@@ -2,9 +2,11 @@
 
 Each user's clusters (gold.user_clusters) become arrays in item rows; cross
 features are scaled to comparable ranges (completion in [0, 1], rating / 5,
-log1p of recency days / 10) with unknown values as 0. Labelled pairs: the
-user's next held-out event is the positive; negatives are catalog items the
-user never had, part of them from TIGER's candidates when given (hard ones).
+log1p of recency days / 10) with unknown values as 0, plus a short-term flag.
+Next to the clusters, as in TWIN-V2's production model, the user's last few
+raw events are keys of their own (n = 1, flag 1): `with_recent_events`.
+Labelled pairs: a positive event; negatives are catalog items the user never
+had, part of them from TIGER's candidates when given (hard ones).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import pandas as pd
 from pipelines.retrieval.sequences import ItemIndex
 
 CROSS_FEATURES = ("completion_mean", "rating_mean", "recency_days_mean")
+# The ranker's cross features: the three above, then the short-term position: 1 for the latest raw event,
+# falling by 1/R per step back over the last R; 0 for a cluster. A recent event's other cross features are 0
+# (unknown): the histories it comes from hold item rows only.
+KEY_FEATURES = len(CROSS_FEATURES) + 1
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,17 @@ def scale_cross_features(frame: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(np.stack([completion, rating, recency], axis=1), nan=0.0).astype(np.float32)
 
 
+def cluster_key_features(frame: pd.DataFrame) -> np.ndarray:
+    """[C, KEY_FEATURES] cross features of cluster rows (short-term position 0)."""
+    return np.c_[scale_cross_features(frame), np.zeros(len(frame), np.float32)]
+
+
 def user_clusters(clusters: pd.DataFrame, index: ItemIndex) -> UserClusters:
     """gold.user_clusters rows -> per-user arrays; clusters whose representative has no semantic ID are left
     out (load_ranker_inputs counts and logs them, and the ranker's card records the count)."""
     frame = clusters.assign(row=index.rows(clusters["representative_item_id"]))
     frame = frame[frame["row"] >= 0].sort_values(["user_id", "cluster_id"], kind="stable")
-    cross = scale_cross_features(frame)
+    cross = cluster_key_features(frame)
     users, starts = np.unique(frame["user_id"].to_numpy(dtype=object), return_index=True)
     bounds = [*starts[1:], len(frame)]
     rows, sizes = frame["row"].to_numpy(), frame["size"].to_numpy()
@@ -56,6 +67,35 @@ def user_clusters(clusters: pd.DataFrame, index: ItemIndex) -> UserClusters:
         sizes=[sizes[a:b] for a, b in zip(starts, bounds, strict=True)],
         cross=[cross[a:b] for a, b in zip(starts, bounds, strict=True)],
     )
+
+
+def with_recent_events(clusters: UserClusters, users: np.ndarray, histories: np.ndarray, recent: int) -> UserClusters:
+    """The keys the ranker attends over for each of `users` (unique): their clusters, then the last `recent`
+    items of their history row (item rows, right-aligned, -1 = padding) as keys of n = 1, oldest first."""
+    positions = clusters.position(users)
+    tail = histories[:, histories.shape[1] - min(recent, histories.shape[1]):] if recent else histories[:, :0]
+    items, sizes, cross = [], [], []
+    empty_cross = np.zeros((0, KEY_FEATURES), np.float32)
+    for position, row in zip(positions, tail, strict=True):
+        latest = row[row >= 0]
+        short_term = np.zeros((len(latest), KEY_FEATURES), np.float32)
+        short_term[:, -1] = (recent - np.arange(len(latest))[::-1]) / recent  # latest 1, then 1 - 1/R, ...
+        has = position >= 0
+        items.append(np.r_[clusters.items[position] if has else np.zeros(0, np.int64), latest].astype(np.int64))
+        sizes.append(np.r_[clusters.sizes[position] if has else np.zeros(0, np.int64), np.ones(len(latest), np.int64)])
+        cross.append(np.r_[clusters.cross[position] if has else empty_cross, short_term])
+    order = np.argsort(np.asarray(users, dtype=object), kind="stable")
+    return UserClusters(np.asarray(users, dtype=object)[order], [items[i] for i in order], [sizes[i] for i in order],
+                        [cross[i] for i in order])
+
+
+def merge_keys(*parts: UserClusters) -> UserClusters:
+    """One UserClusters of several with disjoint user keys."""
+    users = np.concatenate([p.users for p in parts]) if parts else np.zeros(0, dtype=object)
+    order = np.argsort(users, kind="stable")
+    pick = lambda name: [v for p in parts for v in getattr(p, name)]  # noqa: E731
+    items, sizes, cross = pick("items"), pick("sizes"), pick("cross")
+    return UserClusters(users[order], [items[i] for i in order], [sizes[i] for i in order], [cross[i] for i in order])
 
 
 @dataclass(frozen=True)

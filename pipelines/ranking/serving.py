@@ -14,7 +14,7 @@ from models.metrics import auc, gauc
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.ranking.blend import blend_of, blended_order
-from pipelines.ranking.examples import UserClusters, labelled_pairs
+from pipelines.ranking.examples import UserClusters, labelled_pairs, with_recent_events
 from pipelines.ranking.inputs import RankerInputs
 
 MODEL = "twin"  # the artifact store's name for the ranker
@@ -50,15 +50,21 @@ def load_ranker(store: ArtifactStore, version: str | None, rqvae_version: str, d
 
 @dataclass(frozen=True)
 class RankerFeatures:
-    """What scoring a user's candidates needs: every item's vector and semantic ID, the users' clusters."""
+    """What scoring a user's candidates needs: every item's vector and semantic ID, the keys each user's
+    candidates attend over (the user's clusters, then their last raw events: `with_recent_events`)."""
 
     vectors: np.ndarray  # [N, d] by item row
     codes: np.ndarray  # [N, levels] by item row
     clusters: UserClusters
 
     @classmethod
-    def of(cls, inputs: RankerInputs) -> RankerFeatures:
-        return cls(inputs.vectors, inputs.retrieval.index.codes, inputs.clusters)
+    def of(cls, inputs: RankerInputs, examples: Examples | None = None, recent: int = 0) -> RankerFeatures:
+        """Keys of `examples`' users: their clusters and the last `recent` items of their histories (the
+        ranker's config.recent_events); without examples, the clusters alone."""
+        keys = inputs.clusters
+        if examples is not None and recent:
+            keys = with_recent_events(inputs.clusters, examples.users, examples.histories, recent)
+        return cls(inputs.vectors, inputs.retrieval.index.codes, keys)
 
 
 def rerank(model, features: RankerFeatures, users: np.ndarray, candidates: np.ndarray, keep: int,
@@ -99,17 +105,19 @@ def ranker_logits(model, features: RankerFeatures, users: np.ndarray, candidates
 
 
 def evaluate_ranker(model, inputs: RankerInputs, examples: Examples, negatives: int, seed: int) -> dict[str, float]:
-    """AUC and GAUC on held-out next events against random catalog negatives."""
+    """AUC and GAUC on held-out next events against random catalog negatives (keys: the users' clusters and
+    their histories' last events)."""
     import torch
 
     from models.twin_training import score
 
     rng = np.random.default_rng(seed)
     seen_by_user = dict(zip(inputs.retrieval.sequences.serve.users, inputs.retrieval.sequences.serve_seen, strict=True))
+    keys = RankerFeatures.of(inputs, examples, model.config.recent_events).clusters
     pairs = labelled_pairs(examples.users, examples.targets, [seen_by_user[u] for u in examples.users],
-                           inputs.clusters, len(inputs.vectors), negatives, rng)
+                           keys, len(inputs.vectors), negatives, rng)
     device = next(model.parameters()).device
     scores = score(model, torch.as_tensor(inputs.vectors, device=device),
                    torch.as_tensor(inputs.retrieval.index.codes, device=device),
-                   pairs.user_positions, pairs.items, *inputs.clusters.arrays())
+                   pairs.user_positions, pairs.items, *keys.arrays())
     return {"auc": auc(pairs.labels, scores), "gauc": gauc(pairs.users, pairs.labels, scores), "pairs": float(len(scores))}

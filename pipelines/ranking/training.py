@@ -1,11 +1,15 @@
 """The TWIN-V2 ranker's training job (torch; reads Delta with delta-rs, no Spark).
 
-The validation event is the positive, the test event is kept for evaluation.
-Negatives: catalog items the user never had, part of them from TIGER's top
-candidates when a TIGER model is available. The rerank orders TIGER's
-candidates by TIGER's score + w * the ranker's logit; w is chosen on
-validation users held out of training (`Blend`), on TIGER lists of the
-depth the nightly job reorders (`RerankConfig.depth`).
+Positives: the events after each training cut (pipelines/ranking/cuts.py:
+clusters of the history before the cut, built as cluster-behaviors builds
+them) and the validation event of the users outside the calibration share,
+whose keys are gold.user_clusters. The test event is kept for evaluation.
+Every key set also holds the user's last raw events (TWIN-V2's short-term
+sequence). Negatives: catalog items the user never had, part of them from
+TIGER's top candidates for the same history when a TIGER model is available.
+The rerank orders TIGER's candidates by TIGER's score + w * the ranker's
+logit; w is chosen on validation users held out of training (`Blend`), on
+TIGER lists of the depth the nightly job reorders (`RerankConfig.depth`).
 """
 
 from __future__ import annotations
@@ -20,12 +24,21 @@ import numpy as np
 
 from models.config import TwinConfig, TwinTrainConfig
 from models.examples import Examples
+from pipelines.behavior.config import ClusteringConfig
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
-from pipelines.lakehouse.catalog import GOLD_USER_CLUSTERS, Catalog
+from pipelines.lakehouse.catalog import GOLD_USER_CLUSTERS, SILVER_EVENTS, Catalog
+from pipelines.lakehouse.table_io import read_table_arrow
 from pipelines.ranking.blend import RANKER_ONLY, Blend, calibration_users, choose_blend_weight
 from pipelines.ranking.config import RerankConfig
-from pipelines.ranking.examples import UserClusters, labelled_pairs
+from pipelines.ranking.cuts import CutExamples, training_cuts
+from pipelines.ranking.examples import (
+    Pairs,
+    UserClusters,
+    labelled_pairs,
+    merge_keys,
+    with_recent_events,
+)
 from pipelines.ranking.inputs import RankerInputs, load_ranker_inputs
 from pipelines.ranking.serving import (
     MODEL,
@@ -51,13 +64,16 @@ class TrainTwinJobConfig:
     # The nightly list is TIGER's score + w * the ranker's logit over TIGER's top `rerank.depth`; w is chosen
     # on `rerank.calibration_share` of the validation users, whom the ranker does not train on.
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    # How training cuts are clustered: the settings cluster-behaviors built gold.user_clusters with.
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
 
 
 def calibrate_blend(model, inputs: RankerInputs, examples: Examples, tiger_items: np.ndarray,
                     tiger_scores: np.ndarray) -> Blend:
     """Choose w for TIGER score + w * logit by Recall@10 of `examples`' targets (users the ranker did not
     train on) within TIGER's candidates."""
-    logits = ranker_logits(model, RankerFeatures.of(inputs), examples.users, tiger_items)
+    logits = ranker_logits(model, RankerFeatures.of(inputs, examples, model.config.recent_events), examples.users,
+                           tiger_items)
     scores = np.where(tiger_items >= 0, tiger_scores, -np.inf)
     weight, by_weight = choose_blend_weight(scores, logits, tiger_items, examples.targets)
     log.info("blend weight %s on %d calibration users (Recall@10 by weight: %s)", weight, len(examples), by_weight)
@@ -76,34 +92,70 @@ def tiger_candidates_for(store: ArtifactStore, inputs: RetrievalInputs, examples
     return top.items.numpy(), top.scores.numpy().astype(np.float64)
 
 
+def load_training_cuts(catalog: Catalog, inputs: RankerInputs, train: TwinTrainConfig,
+                       clustering: ClusteringConfig = ClusteringConfig()) -> CutExamples:
+    """The training cuts of every user, from silver.events at the version the inputs were read at."""
+    events, _ = read_table_arrow(catalog, SILVER_EVENTS.name,
+                                 columns=["user_id", "item_id", "ts", "completion", "rating"],
+                                 version=inputs.table_versions[SILVER_EVENTS.name])
+    started = time.perf_counter()
+    cuts = training_cuts(events.to_pandas(), inputs.vectors, inputs.retrieval.index, clustering,
+                         train.cuts_per_user, train.positives_per_cut, inputs.retrieval.sequences.valid.histories.shape[1])
+    log.info("%d training cuts of %d users, %d positives, clustered in %.1f s", len(cuts), len(set(cuts.users)),
+             sum(len(p) for p in cuts.positives), time.perf_counter() - started)
+    return cuts
+
+
+def training_pairs(inputs: RankerInputs, train: TwinTrainConfig, recent: int, rows: np.ndarray,
+                   hard: np.ndarray | None, cuts: CutExamples | None, cut_hard: np.ndarray | None,
+                   clusters: UserClusters | None = None) -> tuple[Pairs, UserClusters]:
+    """Labelled pairs and the keys they index: the validation events of `rows` (keys: `clusters`, default the
+    inputs', + recent events) and every positive after every cut (keys: the cut's clusters + recent events)."""
+    sequences = inputs.retrieval.sequences
+    valid = sequences.valid.take(rows)
+    keys = [with_recent_events(clusters or inputs.clusters, valid.users, valid.histories, recent)]
+    users, positives, hard_lists = list(valid.users), list(valid.targets), list(hard) if hard is not None else None
+    if cuts is not None and len(cuts):
+        keys.append(with_recent_events(cuts.keys, cuts.keys.users, cuts.histories, recent))
+        repeat = np.array([len(p) for p in cuts.positives])
+        users += list(np.repeat(cuts.keys.users, repeat))
+        positives += [int(i) for p in cuts.positives for i in p]
+        if hard_lists is not None and cut_hard is not None:
+            hard_lists += [cut_hard[k] for k in np.repeat(np.arange(len(cuts)), repeat)]
+    owner = dict(zip(cuts.keys.users, cuts.users, strict=True)) if cuts is not None else {}  # cut key -> user
+    seen_by_user = dict(zip(sequences.serve.users, sequences.serve_seen, strict=True))
+    seen = [seen_by_user[owner.get(u, u)] for u in users]
+    all_keys = merge_keys(*keys)
+    pairs = labelled_pairs(np.asarray(users, dtype=object), np.asarray(positives, dtype=np.int64), seen, all_keys,
+                           len(inputs.vectors), train.negatives, np.random.default_rng(train.seed),
+                           hard=hard_lists, hard_share=train.hard_negative_share)
+    return pairs, all_keys
+
+
 def fit_ranker(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
                hard: np.ndarray | None = None, clusters: UserClusters | None = None,
-               rows: np.ndarray | None = None):
-    """Train on each user's validation event (positive) + negatives, for the validation examples `rows`
-    (default all; `hard` aligns with them); `clusters` overrides the inputs' (the raw-events ablation)."""
+               rows: np.ndarray | None = None, cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None):
+    """Train on the validation events of `rows` (default all; `hard` aligns with them) and the training cuts;
+    `clusters` overrides the inputs' (the raw-events ablation)."""
     from models.twin_training import train_twin
 
-    clusters = clusters or inputs.clusters
-    valid = inputs.retrieval.sequences.valid
-    if rows is not None:
-        valid = valid.take(rows)
-    seen_by_user = dict(zip(inputs.retrieval.sequences.serve.users, inputs.retrieval.sequences.serve_seen, strict=True))
-    pairs = labelled_pairs(valid.users, valid.targets, [seen_by_user[u] for u in valid.users], clusters,
-                           len(inputs.vectors), train.negatives, np.random.default_rng(train.seed),
-                           hard=list(hard) if hard is not None else None, hard_share=train.hard_negative_share)
+    rows = np.arange(len(inputs.retrieval.sequences.valid)) if rows is None else rows
+    pairs, keys = training_pairs(inputs, train, model_config.recent_events, rows, hard, cuts, cut_hard, clusters)
+    log.info("ranker training pairs: %d (%d positives)", len(pairs.labels), int(pairs.labels.sum()))
     config = dataclasses.replace(model_config, item_dim=inputs.vectors.shape[1],
                                  codebook_size=max(model_config.codebook_size, int(inputs.retrieval.index.codes.max()) + 1))
     return train_twin(config, train, inputs.vectors, inputs.retrieval.index.codes, pairs.user_positions,
-                      pairs.items, pairs.labels, *clusters.arrays())
+                      pairs.items, pairs.labels, *keys.arrays())
 
 
 def fit_ranker_and_blend(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
                          tiger: tuple[np.ndarray, np.ndarray] | None, rerank: RerankConfig = RerankConfig(),
-                         hard_negatives: bool = True, clusters: UserClusters | None = None):
-    """(model, history, blend): the ranker trained on the validation users outside the calibration share
-    (TIGER's top `rerank.hard_negative_pool` as hard negatives), the blend weight chosen on the others
-    within TIGER's `tiger` (items, scores) of every validation user, a list of the depth it will reorder.
-    Without TIGER: every user trains, the logit ranks alone."""
+                         hard_negatives: bool = True, clusters: UserClusters | None = None,
+                         cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None):
+    """(model, history, blend): the ranker trained on the training cuts and the validation users outside the
+    calibration share (TIGER's top `rerank.hard_negative_pool` as hard negatives), the blend weight chosen on
+    the others within TIGER's `tiger` (items, scores) of every validation user, a list of the depth it will
+    reorder. Without TIGER: every user trains, the logit ranks alone."""
     valid = inputs.retrieval.sequences.valid
     held = (calibration_users(valid.users, rerank.calibration_share, train.seed) if tiger is not None
             else np.zeros(len(valid), dtype=bool))
@@ -111,12 +163,21 @@ def fit_ranker_and_blend(inputs: RankerInputs, model_config: TwinConfig, train: 
         held[:] = False  # too few users to hold any out: train on all, rank by the logit
     train_rows = np.flatnonzero(~held)
     hard = tiger[0][train_rows, :rerank.hard_negative_pool] if tiger is not None and hard_negatives else None
-    model, history = fit_ranker(inputs, model_config, train, hard, clusters, rows=train_rows)
+    model, history = fit_ranker(inputs, model_config, train, hard, clusters, rows=train_rows, cuts=cuts,
+                                cut_hard=cut_hard if hard_negatives else None)
     blend = RANKER_ONLY
     if tiger is not None and held.any():
         view = inputs if clusters is None else dataclasses.replace(inputs, clusters=clusters)
         blend = calibrate_blend(model, view, valid.take(np.flatnonzero(held)), tiger[0][held], tiger[1][held])
     return model, history, blend
+
+
+def tiger_negatives_at_cuts(store: ArtifactStore, inputs: RankerInputs, cuts: CutExamples, pool: int,
+                            version: str | None = None) -> np.ndarray | None:
+    """TIGER's top `pool` for the history before each cut (hard negatives), or None without a TIGER model."""
+    examples = Examples(cuts.users, cuts.histories, np.full(len(cuts), -1, dtype=np.int64))
+    found = tiger_candidates_for(store, inputs.retrieval, examples, pool, version) if len(cuts) else None
+    return None if found is None else found[0]
 
 
 def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobConfig) -> dict[str, object]:
@@ -128,8 +189,11 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
         raise UpstreamTableError("no user has 3+ events: nothing to train the ranker on")
     tiger = tiger_candidates_for(store, inputs.retrieval, valid, config.rerank.depth, config.tiger_version)
     started = time.perf_counter()
+    cuts = load_training_cuts(catalog, inputs, config.train, config.clustering) if config.train.cuts_per_user else None
+    cut_hard = (tiger_negatives_at_cuts(store, inputs, cuts, config.rerank.hard_negative_pool, config.tiger_version)
+                if cuts is not None and tiger is not None and config.hard_negatives else None)
     model, history, blend = fit_ranker_and_blend(inputs, config.model, config.train, tiger,
-                                                 config.rerank, config.hard_negatives)
+                                                 config.rerank, config.hard_negatives, cuts=cuts, cut_hard=cut_hard)
     seconds = time.perf_counter() - started
     metrics = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, config.train.negatives,
                               config.train.seed + 1)
@@ -147,6 +211,7 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
         "blend": blend.to_card(),
         "metrics": {"test_auc": metrics["auc"], "test_gauc": metrics["gauc"], "train_seconds": seconds,
                     "clusters_without_semantic_id": float(inputs.clusters_without_semantic_id),
+                    "training_cuts": float(len(cuts) if cuts is not None else 0),
                     "pairs_per_s": float(np.mean([h["pairs_per_s"] for h in history])) if history else 0.0},
         "history": history,
     }

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from models.config import TwinConfig
 from models.twin import ClusterBatch, TwinRanker, target_attention
 
-SMALL = TwinConfig(item_dim=8, codebook_size=8, d_model=16, heads=2, head_dim=4, mlp_dims=(16,), dropout=0.0)
+SMALL = TwinConfig(item_dim=8, codebook_size=8, d_model=16, heads=2, head_dim=4, mlp_dims=(16,), dropout=0.0,
+                   cross_features=3)  # these tests feed 3 cross features per key
 
 
 def naive_attention(query, keys, values, bias, log_n, mask, top_k):
