@@ -250,15 +250,19 @@ def real_dataset(name: str, args) -> dict | None:
                             "seconds": round(time.perf_counter() - started, 1)}
     base = TwinConfig()
     one_positive = TwinTrainConfig(epochs=30, batch_size=64, cuts_per_user=0)  # the previous recipe's schedule
-    variants = {  # name: (model config, train config, cuts)
-        "twin_v2": (base, train, cuts),
-        "no_short_term": (dataclasses.replace(base, recent_events=0), train, cuts),
-        "one_positive_per_user": (dataclasses.replace(base, recent_events=0), one_positive, None),
+    variants = {  # name: (model config, train config, cuts, TIGER's candidates as negatives at the cuts)
+        "twin_v2": (base, train, cuts, True),
+        "no_short_term": (dataclasses.replace(base, recent_events=0), train, cuts, True),
+        # TIGER was trained on these very histories: its candidates at a training cut may be biased negatives
+        "catalog_negatives_at_cuts": (base, train, cuts, False),
+        "one_positive_per_user": (dataclasses.replace(base, recent_events=0), one_positive, None, False),
     }
-    for variant, (config, schedule, variant_cuts) in variants.items():
+    for variant, (config, schedule, variant_cuts, tiger_at_cuts) in variants.items():
+        if args.variants and variant not in args.variants:
+            continue
         started = time.perf_counter()
         model, _, blend = fit_ranker_and_blend(inputs, config, schedule, tiger_valid, rerank_config,
-                                               cuts=variant_cuts, cut_hard=cut_hard if variant_cuts else None)
+                                               cuts=variant_cuts, cut_hard=cut_hard if tiger_at_cuts else None)
         seconds = time.perf_counter() - started
         quality = evaluate_ranker(model, inputs, test, negatives=20, seed=7)
         features = RankerFeatures.of(inputs, test, config.recent_events)
@@ -277,7 +281,7 @@ def real_dataset(name: str, args) -> dict | None:
             "blend_lift_95ci": [round(lift - 1.96 * lift_se, 5), round(lift + 1.96 * lift_se, 5)],
         }
         print(f"{name} {variant}: {out[variant]}")
-    headline = out["twin_v2"]
+    headline = out.get("twin_v2") or previous_headline(name)
     out["blend_ndcg@10_minus_tiger"] = headline["blend_ndcg@10_minus_tiger"]
     out["blend_lift_standard_errors"] = headline["blend_lift_standard_errors"]
     out["rerank_ndcg@10_minus_tiger"] = round(headline["rerank_ndcg@10"] - out["tiger"]["ndcg@10"], 4)
@@ -285,6 +289,15 @@ def real_dataset(name: str, args) -> dict | None:
     if name == "ml-100k" and args.gammas:
         out["auc_by_gamma"] = auc_by_gamma(catalog, args, base, train, tiger_valid)
     return out
+
+
+RANKER_VARIANTS = ("twin_v2", "no_short_term", "catalog_negatives_at_cuts", "one_positive_per_user")
+
+
+def previous_headline(name: str) -> dict:
+    """The nightly recipe's figures of the last results file (when --variants leaves it out of this run)."""
+    previous = RESULTS / "twin.json"
+    return json.loads(previous.read_text())[name]["twin_v2"] if previous.exists() else {}
 
 
 def auc_by_gamma(catalog, args, base: TwinConfig, train: TwinTrainConfig, tiger_valid) -> dict:
@@ -349,6 +362,10 @@ def main() -> None:
                         help="ml-100k: cluster-size thresholds for the AUC sweep ('' skips it)")
     parser.add_argument("--sweep-seeds", type=int, default=2, help="ml-100k: ranker seeds per point of the sweep")
     parser.add_argument("--skip-movielens", action="store_true")
+    parser.add_argument("--datasets", default="ml-100k,amazon-beauty",
+                        help="real datasets to run; the others keep the last results file's figures")
+    parser.add_argument("--variants", type=lambda v: [x for x in v.split(",") if x], default=[],
+                        help="ranker variants to train (default all); the others keep the last results' figures")
     parser.add_argument("--skip-synthetic", action="store_true", help="keep the last results file's synthetic part")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -359,15 +376,19 @@ def main() -> None:
         results = {"synthetic_1e4": synthetic(args)}
     results["speedup_vs_raw_history"] = results["synthetic_1e4"]["speedup_vs_raw_history"]
     results["auc_clusters_minus_raw"] = results["synthetic_1e4"]["auc_clusters_minus_raw"]
+    last = json.loads(previous.read_text()) if previous.exists() else {}
     for name in ("ml-100k", "amazon-beauty"):
-        if name == "ml-100k" and args.skip_movielens:
+        kept = last.get(name, {})
+        if name not in args.datasets.split(",") or (name == "ml-100k" and args.skip_movielens):
+            if kept:
+                results[name] = kept
             continue
         measured = real_dataset(name, args)
         if measured is not None:
-            kept = json.loads(previous.read_text()).get(name, {}) if previous.exists() else {}
             if "auc_by_gamma" in kept and "auc_by_gamma" not in measured:  # not rerun: kept, and said so
                 measured["auc_by_gamma"] = {**kept["auc_by_gamma"], "measured_with": "the previous ranker recipe"}
-            results[name] = measured
+            # a variant --variants left out keeps its last figures (this bench's variants only)
+            results[name] = {**{k: kept[k] for k in RANKER_VARIANTS if k in kept}, **measured}
     write_results("twin", results)
 
 
