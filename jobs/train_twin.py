@@ -42,6 +42,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--no-log-n", action="store_true", help="drop TWIN-V2's ln(n) term (ablation)")
     parser.add_argument("--recent-events", type=int, default=m.recent_events,
                         help="short-term keys: the user's last N raw events next to the clusters (0: none)")
+    parser.add_argument("--item-id-buckets", type=int, default=m.item_id_buckets,
+                        help="rows of the hashed item-ID embedding (0: content and semantic IDs only)")
     parser.add_argument("--cuts-per-user", type=int, default=t.cuts_per_user,
                         help="training cuts per user's history (0: the validation events alone)")
     parser.add_argument("--positives-per-cut", type=int, default=t.positives_per_cut)
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainTwinJobConfig(
         run_date=args.run_date,
         model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n,
-                         recent_events=args.recent_events),
+                         recent_events=args.recent_events, item_id_buckets=args.item_id_buckets),
         train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device,
                               cuts_per_user=args.cuts_per_user, positives_per_cut=args.positives_per_cut),
         clustering=ClusteringConfig(gamma=args.gamma),

@@ -88,6 +88,9 @@ class TwinConfig:
     item_dim: int = 384  # gold.item_embeddings vectors (set from the data)
     code_levels: int = 4  # semantic-ID tokens embedded as item-inherent features
     codebook_size: int = 256
+    # Hashed item-ID embedding (TWIN's item-id feature), a table of this many rows; 0 = none. Hashing, not a
+    # row per item, keeps a trained ranker valid when the catalog grows: item rows move, hashes do not.
+    item_id_buckets: int = 32_768
     d_model: int = 64  # item-inherent representation
     heads: int = 4
     head_dim: int = 16

@@ -40,25 +40,25 @@ def collate(
 
 
 def score(
-    model: TwinRanker, item_vectors: torch.Tensor, item_codes: torch.Tensor, user_positions: np.ndarray,
+    model: TwinRanker, item_vectors: torch.Tensor, item_tokens: torch.Tensor, user_positions: np.ndarray,
     targets: np.ndarray, items: Sequence[np.ndarray], sizes: Sequence[np.ndarray], cross: Sequence[np.ndarray],
     batch_size: int = 1024, precomputed: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> np.ndarray:
     """Logits for (user, target) pairs; item keys precomputed once unless given."""
     model.eval()
     device = item_vectors.device
-    keys = precomputed or model.precompute_item_keys(item_vectors, item_codes)
+    keys = precomputed or model.precompute_item_keys(item_vectors, item_tokens)
     out = []
     with torch.no_grad():
         for start in range(0, len(targets), batch_size):
             batch = collate(user_positions[start:start + batch_size], targets[start:start + batch_size],
                             items, sizes, cross, device)
-            out.append(model(batch, item_vectors, item_codes, precomputed=keys).float().cpu().numpy())
+            out.append(model(batch, item_vectors, item_tokens, precomputed=keys).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
 def train_twin(
-    config: TwinConfig, train: TwinTrainConfig, item_vectors: np.ndarray, item_codes: np.ndarray,
+    config: TwinConfig, train: TwinTrainConfig, item_vectors: np.ndarray, item_tokens: np.ndarray,
     user_positions: np.ndarray, targets: np.ndarray, labels: np.ndarray,
     items: Sequence[np.ndarray], sizes: Sequence[np.ndarray], cross: Sequence[np.ndarray],
     progress: bool = True,
@@ -70,7 +70,7 @@ def train_twin(
     model = TwinRanker(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     vectors = torch.as_tensor(item_vectors, dtype=torch.float32, device=device)
-    codes = torch.as_tensor(item_codes, device=device)
+    tokens = torch.as_tensor(item_tokens, device=device)
     history = []
     n = len(targets)
     for epoch in range(train.epochs):
@@ -81,7 +81,7 @@ def train_twin(
                           unit="batch", disable=not progress, mininterval=2.0):
             rows = order[start:start + train.batch_size]
             batch = collate(user_positions[rows], targets[rows], items, sizes, cross, device)
-            loss = F.binary_cross_entropy_with_logits(model(batch, vectors, codes),
+            loss = F.binary_cross_entropy_with_logits(model(batch, vectors, tokens),
                                                       torch.as_tensor(labels[rows], device=device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -44,7 +44,12 @@ from pipelines.lakehouse.ops import write_metrics
 from pipelines.lakehouse.table_io import read_table, read_table_arrow, write_table
 from pipelines.ranking.blend import blend_of, blended_score
 from pipelines.ranking.config import RerankConfig
-from pipelines.ranking.examples import CROSS_FEATURES, user_clusters, with_recent_events
+from pipelines.ranking.examples import (
+    CROSS_FEATURES,
+    item_tokens,
+    user_clusters,
+    with_recent_events,
+)
 from pipelines.ranking.serving import RankerFeatures, load_ranker, rerank, resolve_ranker
 from pipelines.retrieval.inputs import item_vectors_by_row
 from pipelines.retrieval.sequences import ItemIndex, serving_histories
@@ -111,6 +116,7 @@ class ServingModels:
     ranker: Any | None
     blend_weight: float
     vectors: np.ndarray | None  # item vectors by row, for the ranker
+    tokens: np.ndarray | None  # the ranker's item tokens by row (`item_tokens`)
 
 
 def candidate_rows(index: ItemIndex, users: np.ndarray, items: np.ndarray, retrieval_scores: np.ndarray,
@@ -149,10 +155,10 @@ def score_users(models: ServingModels, plan: ServingPlan, events: pd.DataFrame, 
     items, scores = result.items.numpy(), result.scores.numpy().astype(np.float64)
     if models.ranker is None:
         return candidate_rows(models.index, users, items, scores, config.run_date, plan.tiger_version)
-    assert models.vectors is not None and clusters is not None
+    assert models.vectors is not None and models.tokens is not None and clusters is not None
     keys = with_recent_events(user_clusters(clusters, models.index), users, serving.examples.histories,
                               models.ranker.config.recent_events)
-    features = RankerFeatures(models.vectors, models.index.codes, keys)
+    features = RankerFeatures(models.vectors, models.tokens, keys)
     items, ranker_scores, order = rerank(models.ranker, features, users, items, config.final_k,
                                          retrieval_scores=scores, blend_weight=models.blend_weight)
     scores = np.take_along_axis(scores, order, 1)
@@ -199,10 +205,10 @@ def load_serving_models(plan: ServingPlan, device: str | None) -> ServingModels:
     index = ItemIndex.from_semantic_ids(ids.to_pandas())
     tiger, _, _ = load_tiger(plan.store, plan.tiger_version, plan.rqvae_version, device)
     if plan.ranker_version is None:
-        return ServingModels(index, tiger, None, math.inf, None)
+        return ServingModels(index, tiger, None, math.inf, None, None)
     ranker, _, blend = load_ranker(plan.store, plan.ranker_version, plan.rqvae_version, device)
     vectors = item_vectors_by_row(catalog, index, plan.version_of(GOLD_ITEM_EMBEDDINGS.name))
-    return ServingModels(index, tiger, ranker, blend.weight, vectors)
+    return ServingModels(index, tiger, ranker, blend.weight, vectors, item_tokens(index))
 
 
 # ---- the Spark engine: runs in the executors' Python workers ------------------------------------

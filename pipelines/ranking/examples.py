@@ -11,6 +11,7 @@ had, part of them from TIGER's candidates when given (hard ones).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,14 @@ class UserClusters:
     def arrays(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         """(items, sizes, cross) as the ranker's scoring and training functions take them."""
         return self.items, self.sizes, self.cross
+
+
+def item_tokens(index: ItemIndex) -> np.ndarray:
+    """[N, levels + 1] by item row: the semantic-ID codes, then a CRC-32 of the item id (the ranker's hashed
+    item-ID feature: stable across runs and catalogs, unlike the row)."""
+    hashes = np.fromiter((zlib.crc32(str(item).encode()) for item in index.item_ids), dtype=np.int64,
+                         count=len(index.item_ids))
+    return np.c_[index.codes, hashes]
 
 
 def scale_cross_features(frame: pd.DataFrame) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.catalog import GOLD_USER_CLUSTERS, Catalog
 from pipelines.lakehouse.table_io import read_table_arrow
-from pipelines.ranking.examples import CROSS_FEATURES, UserClusters, user_clusters
+from pipelines.ranking.examples import CROSS_FEATURES, UserClusters, item_tokens, user_clusters
 from pipelines.retrieval.inputs import RetrievalInputs, item_vectors_by_row, load_retrieval_inputs
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class RankerInputs:
     retrieval: RetrievalInputs
     vectors: np.ndarray  # [N, d] by item row
+    tokens: np.ndarray  # [N, levels + 1] by item row: semantic-ID codes + item-id hash (`item_tokens`)
     clusters: UserClusters
     table_versions: dict[str, int]
     clusters_without_semantic_id: int  # left out of the ranker's view: their representative has no ID
@@ -45,7 +46,7 @@ def load_ranker_inputs(catalog: Catalog, retrieval: RetrievalInputs | None = Non
     if unmapped:
         log.warning("%d cluster(s) have a representative item without a semantic ID; the ranker skips them "
                     "(run assign-semantic-ids after embed-items)", unmapped)
-    return RankerInputs(retrieval, item_vectors_by_row(catalog, retrieval.index), clusters,
+    return RankerInputs(retrieval, item_vectors_by_row(catalog, retrieval.index), item_tokens(retrieval.index), clusters,
                         {**retrieval.table_versions, GOLD_USER_CLUSTERS.name: version}, unmapped)
 
 

@@ -41,6 +41,7 @@ def load_ranker(store: ArtifactStore, version: str | None, rqvae_version: str, d
     version, card = resolve_ranker(store, version, rqvae_version)
     model_config = dict(card["config"]["model"])
     model_config["mlp_dims"] = tuple(model_config["mlp_dims"])
+    model_config.setdefault("item_id_buckets", 0)  # rankers trained before the hashed item-ID feature
     target = default_device(device)
     model = TwinRanker(TwinConfig(**model_config))
     model.load_state_dict(torch.load(store.directory(MODEL, version) / card["weights"], map_location=target,
@@ -54,7 +55,7 @@ class RankerFeatures:
     candidates attend over (the user's clusters, then their last raw events: `with_recent_events`)."""
 
     vectors: np.ndarray  # [N, d] by item row
-    codes: np.ndarray  # [N, levels] by item row
+    tokens: np.ndarray  # [N, levels + 1] by item row (`item_tokens`)
     clusters: UserClusters
 
     @classmethod
@@ -64,7 +65,7 @@ class RankerFeatures:
         keys = inputs.clusters
         if examples is not None and recent:
             keys = with_recent_events(inputs.clusters, examples.users, examples.histories, recent)
-        return cls(inputs.vectors, inputs.retrieval.index.codes, keys)
+        return cls(inputs.vectors, inputs.tokens, keys)
 
 
 def rerank(model, features: RankerFeatures, users: np.ndarray, candidates: np.ndarray, keep: int,
@@ -93,13 +94,13 @@ def ranker_logits(model, features: RankerFeatures, users: np.ndarray, candidates
 
     device = next(model.parameters()).device
     vectors = torch.as_tensor(features.vectors, device=device)
-    codes = torch.as_tensor(features.codes, device=device)
+    tokens = torch.as_tensor(features.tokens, device=device)
     positions = np.repeat(features.clusters.position(users), candidates.shape[1])
     flat = candidates.reshape(-1)
     flat_logits = np.full(flat.shape, -np.inf, dtype=np.float64)
     valid = flat >= 0
     clusters = features.clusters
-    flat_logits[valid] = score(model, vectors, codes, positions[valid], flat[valid], clusters.items, clusters.sizes,
+    flat_logits[valid] = score(model, vectors, tokens, positions[valid], flat[valid], clusters.items, clusters.sizes,
                                clusters.cross, precomputed=precomputed)
     return flat_logits.reshape(candidates.shape)
 
@@ -118,6 +119,6 @@ def evaluate_ranker(model, inputs: RankerInputs, examples: Examples, negatives: 
                            keys, len(inputs.vectors), negatives, rng)
     device = next(model.parameters()).device
     scores = score(model, torch.as_tensor(inputs.vectors, device=device),
-                   torch.as_tensor(inputs.retrieval.index.codes, device=device),
+                   torch.as_tensor(inputs.tokens, device=device),
                    pairs.user_positions, pairs.items, *keys.arrays())
     return {"auc": auc(pairs.labels, scores), "gauc": gauc(pairs.users, pairs.labels, scores), "pairs": float(len(scores))}

@@ -70,14 +70,15 @@ class TrainTwinJobConfig:
 
 def calibrate_blend(model, inputs: RankerInputs, examples: Examples, tiger_items: np.ndarray,
                     tiger_scores: np.ndarray) -> Blend:
-    """Choose w for TIGER score + w * logit by Recall@10 of `examples`' targets (users the ranker did not
-    train on) within TIGER's candidates."""
+    """Choose w for TIGER score + w * logit by where `examples`' targets (users the ranker did not train on)
+    land in TIGER's reordered list (`choose_blend_weight`)."""
     logits = ranker_logits(model, RankerFeatures.of(inputs, examples, model.config.recent_events), examples.users,
                            tiger_items)
     scores = np.where(tiger_items >= 0, tiger_scores, -np.inf)
-    weight, by_weight = choose_blend_weight(scores, logits, tiger_items, examples.targets)
-    log.info("blend weight %s on %d calibration users (Recall@10 by weight: %s)", weight, len(examples), by_weight)
-    return Blend(weight, len(examples), by_weight, depth=tiger_items.shape[1])
+    weight, recall, ndcg = choose_blend_weight(scores, logits, tiger_items, examples.targets)
+    log.info("blend weight %s on %d calibration users (list NDCG by weight: %s; Recall@10: %s)", weight,
+             len(examples), ndcg, recall)
+    return Blend(weight, len(examples), recall, depth=tiger_items.shape[1], ndcg_by_weight=ndcg)
 
 
 def tiger_candidates_for(store: ArtifactStore, inputs: RetrievalInputs, examples: Examples, k: int,
@@ -144,7 +145,7 @@ def fit_ranker(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainC
     log.info("ranker training pairs: %d (%d positives)", len(pairs.labels), int(pairs.labels.sum()))
     config = dataclasses.replace(model_config, item_dim=inputs.vectors.shape[1],
                                  codebook_size=max(model_config.codebook_size, int(inputs.retrieval.index.codes.max()) + 1))
-    return train_twin(config, train, inputs.vectors, inputs.retrieval.index.codes, pairs.user_positions,
+    return train_twin(config, train, inputs.vectors, inputs.tokens, pairs.user_positions,
                       pairs.items, pairs.labels, *keys.arrays())
 
 

@@ -172,6 +172,10 @@ def test_ranker_card_records_the_blend_and_the_depth_it_was_chosen_at(semantic_i
     assert card["hard_negatives_from_tiger"] and card["blend"]["depth"] == DEPTH
     assert card["blend"]["calibration_users"] > 0
     assert set(card["blend"]["recall@10_by_weight"]) == {str(w) for w in BLEND_WEIGHTS}
+    list_ndcg = card["blend"]["list_ndcg_by_weight"]  # what chose the weight
+    assert set(list_ndcg) == {str(w) for w in BLEND_WEIGHTS} and all(0 <= v <= 1 for v in list_ndcg.values())
+    weight = card["blend"]["weight"]
+    assert weight == 0.0 or list_ndcg[str(weight if weight is not None else math.inf)] > list_ndcg["0.0"]
     assert card["metrics"]["test_auc"] == ranker["test_auc"]
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 from models.metrics import ranking_metrics
 from pipelines.evaluation.baselines import knn_topk, popularity_topk
 from pipelines.ranking.blend import blended_order, blended_score, choose_blend_weight
+from pipelines.ranking.examples import item_tokens
 from pipelines.retrieval.sequences import ItemIndex, build_sequences, training_item_counts
 from pipelines.splits import SplitConfig
 
@@ -97,9 +98,9 @@ def test_blend_weight_is_zero_for_an_unhelpful_ranker_and_large_for_a_perfect_on
     retrieval = np.sort(rng.normal(size=(users, k)), axis=1)[:, ::-1]  # descending, as beam scores are
     targets = rng.integers(0, k, size=users)
     truth = (candidates == targets[:, None]).astype(float)
-    unhelpful, _ = choose_blend_weight(retrieval, -truth, candidates, targets, k=10)  # ranks the target last
+    unhelpful, _, _ = choose_blend_weight(retrieval, -truth, candidates, targets, k=10)  # ranks the target last
     assert unhelpful == 0.0
-    perfect, by_weight = choose_blend_weight(retrieval, 10 * truth, candidates, targets, k=10)
+    perfect, by_weight, _ = choose_blend_weight(retrieval, 10 * truth, candidates, targets, k=10)
     assert perfect > 0 and by_weight[str(perfect)] == 1.0 and by_weight["0.0"] < 1.0
 
 
@@ -111,5 +112,18 @@ def test_blend_keeps_the_retrieval_order_when_the_gain_is_within_noise():
     targets = np.where(np.arange(users) % 2 == 0, 3, 12)  # half the targets inside the retrieval top 10
     logits = np.zeros((users, k))
     logits[1, 12] = 10.0  # the ranker rescues a single user's target: one hit more
-    weight, by_weight = choose_blend_weight(retrieval, logits, candidates, targets, k=10)
+    weight, by_weight, _ = choose_blend_weight(retrieval, logits, candidates, targets, k=10)
     assert by_weight[str(math.inf)] > by_weight["0.0"] and weight == 0.0
+
+
+def test_item_tokens_hash_the_item_id_not_its_row():
+    """The ranker's item-ID feature must survive a catalog change: the same id gets the same hash in another
+    catalog, where its row differs."""
+    tokens = item_tokens(INDEX)
+    assert np.array_equal(tokens[:, :-1], INDEX.codes)
+    grown = ItemIndex.from_semantic_ids(pd.DataFrame({
+        "item_id": ["0", *INDEX.item_ids], "codes": [[9, 9, 9, 0], *INDEX.codes.tolist()],
+        "semantic_id": ["9-9-9-0", *INDEX.semantic_ids]}))
+    moved = item_tokens(grown)
+    assert np.array_equal(moved[grown.rows(INDEX.item_ids), -1], tokens[:, -1])
+    assert (tokens[:, -1] >= 0).all() and len(set(tokens[:, -1])) == len(INDEX.item_ids)

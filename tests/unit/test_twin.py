@@ -10,7 +10,7 @@ from models.config import TwinConfig
 from models.twin import ClusterBatch, TwinRanker, target_attention
 
 SMALL = TwinConfig(item_dim=8, codebook_size=8, d_model=16, heads=2, head_dim=4, mlp_dims=(16,), dropout=0.0,
-                   cross_features=3)  # these tests feed 3 cross features per key
+                   cross_features=3, item_id_buckets=16)  # these tests feed 3 cross features per key
 
 
 def naive_attention(query, keys, values, bias, log_n, mask, top_k):
@@ -54,8 +54,26 @@ def _batch(rng, n_items=30, b=5, c=6):
 
 
 def _items(rng, n_items=30):
+    """(vectors, tokens): 4 semantic-ID codes, then an id hash far above the bucket count"""
+    codes, hashes = rng.integers(0, 8, (n_items, 4)), rng.integers(0, 2**32, (n_items, 1))
     return (torch.as_tensor(rng.normal(size=(n_items, 8)), dtype=torch.float32),
-            torch.as_tensor(rng.integers(0, 8, (n_items, 4))))
+            torch.as_tensor(np.c_[codes, hashes]))
+
+
+def test_item_id_embedding_reads_the_hash_column_and_refuses_tokens_without_it():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(4)
+    vectors, tokens = _items(rng)
+    model = TwinRanker(SMALL).eval()
+    other_ids = tokens.clone()
+    other_ids[:, -1] += 1  # same codes and content, other item ids
+    batch = _batch(rng)
+    assert not torch.allclose(model(batch, vectors, tokens), model(batch, vectors, other_ids))
+    with pytest.raises(ValueError, match="5 columns"):
+        model(batch, vectors, tokens[:, :4])
+    without = TwinRanker(TwinConfig(**{**SMALL.__dict__, "item_id_buckets": 0})).eval()
+    assert without.items.ids is None
+    assert torch.allclose(without(batch, vectors, tokens), without(batch, vectors, other_ids))
 
 
 @pytest.mark.parametrize("n_items", [10, 60])  # inline keys: projected per catalog item / per cluster slot
