@@ -15,10 +15,12 @@
 2. Real data: MovieLens-100K (built here through the real jobs, or the
    lakehouse a bench_tiger.py run left: --tiger-run benchmarks/.work/ml-100k)
    and Amazon Beauty (--beauty-run benchmarks/.work/amazon-beauty). Clusters
-   without held-out events, then the ranker trained three ways: the nightly
-   recipe (`twin_v2`: training cuts with TIGER's candidates as negatives, plus
-   the short-term keys), without the short-term keys, and the previous recipe
-   (one positive per user, the validation event). Each is evaluated on the
+   without held-out events, then the ranker trained several ways (--variants):
+   the nightly recipe (`twin_v2`: training cuts with TIGER's candidates as
+   negatives, the short-term keys, the hashed item-ID embedding), without the
+   short-term keys, without the item-ID embedding, with catalog negatives only
+   at the cuts, and the previous recipe (one positive per user, the
+   validation event). Each is evaluated on the
    test users outside the calibration share: AUC/GAUC, Recall/NDCG@10 of the
    ranker alone (`rerank_*`) and of the blend, TIGER score + w * logit with w
    chosen on the calibration users (`blend_*`), over TIGER's list of the same
@@ -125,7 +127,8 @@ def synthetic(args) -> dict:
     fit = population(items, vectors, args.train_users, args.train_events, args.held_out, 4, seed=5)
     scored = population(items, vectors, args.users, args.events, args.held_out, 4, seed=6)
     # clusters vs. the raw history as the keys: no short-term keys, the three cluster cross features
-    config = TwinConfig(item_dim=64, codebook_size=1, code_levels=4, cross_features=3, recent_events=0)
+    config = TwinConfig(item_dim=64, codebook_size=1, code_levels=4, cross_features=3, recent_events=0,
+                        item_id_buckets=0)
     train = TwinTrainConfig(epochs=args.twin_epochs, batch_size=64)
     out: dict = {"scored_users": args.users, "events_per_scored_user": args.events,
                  "training_users": args.train_users, "events_per_training_user": args.train_events,
@@ -253,6 +256,7 @@ def real_dataset(name: str, args) -> dict | None:
     variants = {  # name: (model config, train config, cuts, TIGER's candidates as negatives at the cuts)
         "twin_v2": (base, train, cuts, True),
         "no_short_term": (dataclasses.replace(base, recent_events=0), train, cuts, True),
+        "no_item_id": (dataclasses.replace(base, item_id_buckets=0), train, cuts, True),
         # TIGER was trained on these very histories: its candidates at a training cut may be biased negatives
         "catalog_negatives_at_cuts": (base, train, cuts, False),
         "one_positive_per_user": (dataclasses.replace(base, recent_events=0), one_positive, None, False),
@@ -267,10 +271,15 @@ def real_dataset(name: str, args) -> dict | None:
         quality = evaluate_ranker(model, inputs, test, negatives=20, seed=7)
         features = RankerFeatures.of(inputs, test, config.recent_events)
         ranker_only, _, _ = rerank(model, features, test.users, top, 10)
-        blended, _, _ = rerank(model, features, test.users, top, 10, retrieval_scores=top_scores,
-                               blend_weight=blend.weight)
-        _, blend_gains = per_user_gains(blended[scored], targets, 10)
-        lift, lift_se = float(np.mean(blend_gains - tiger_gains)), standard_error(blend_gains - tiger_gains)
+        previous_weight = previous_rule_weight(model, inputs, tiger_valid, rerank_config, schedule.seed)
+        by_weight = {}  # weight -> (ranked, NDCG@10 lift over TIGER on the scored test users, its standard error)
+        for weight in {blend.weight, previous_weight}:
+            ranked, _, _ = rerank(model, features, test.users, top, 10, retrieval_scores=top_scores,
+                                  blend_weight=weight)
+            _, gains = per_user_gains(ranked[scored], targets, 10)
+            by_weight[weight] = ranked, float(np.mean(gains - tiger_gains)), standard_error(gains - tiger_gains)
+        blended, lift, lift_se = by_weight[blend.weight]
+        _, previous_lift, previous_se = by_weight[previous_weight]
         out[variant] = {
             "auc": round(quality["auc"], 4), "gauc": round(quality["gauc"], 4), "train_seconds": round(seconds, 1),
             **{f"rerank_{k}": round(v, 4) for k, v in ranking_metrics(ranker_only[scored], targets).items()},
@@ -279,6 +288,9 @@ def real_dataset(name: str, args) -> dict | None:
             "blend_ndcg@10_minus_tiger": round(lift, 5), "blend_ndcg@10_minus_tiger_se": round(lift_se, 5),
             "blend_lift_standard_errors": round(lift / lift_se, 2) if lift_se else 0.0,
             "blend_lift_95ci": [round(lift - 1.96 * lift_se, 5), round(lift + 1.96 * lift_se, 5)],
+            # the same ranker, w chosen by the previous rule (Recall@10 on the calibration users, gate on hits)
+            "previous_rule": {"weight": previous_weight, "blend_ndcg@10_minus_tiger": round(previous_lift, 5),
+                              "blend_lift_standard_errors": round(previous_lift / previous_se, 2) if previous_se else 0.0},
         }
         print(f"{name} {variant}: {out[variant]}")
     headline = out.get("twin_v2") or previous_headline(name)
@@ -291,7 +303,28 @@ def real_dataset(name: str, args) -> dict | None:
     return out
 
 
-RANKER_VARIANTS = ("twin_v2", "no_short_term", "catalog_negatives_at_cuts", "one_positive_per_user")
+def previous_rule_weight(model, inputs, tiger_valid, rerank: RerankConfig, seed: int, min_z: float = 2.0) -> float:
+    """The blend weight the previous rule chose for this ranker: best Recall@10 (then NDCG@10) on the calibration
+    users, kept only when its gain in hits is >= min_z standard errors (the baseline of `choose_blend_weight`)."""
+    from models.metrics import per_user_gains, standard_error
+    from pipelines.ranking.blend import BLEND_WEIGHTS, blended_order, calibration_users
+    from pipelines.ranking.serving import RankerFeatures, ranker_logits
+
+    valid = inputs.retrieval.sequences.valid
+    held = calibration_users(valid.users, rerank.calibration_share, seed)
+    examples, items = valid.take(np.flatnonzero(held)), tiger_valid[0][held]
+    logits = ranker_logits(model, RankerFeatures.of(inputs, examples, model.config.recent_events), examples.users, items)
+    scores = np.where(items >= 0, tiger_valid[1][held], -np.inf)
+    per_weight = {}
+    for weight in BLEND_WEIGHTS:
+        ranked = np.take_along_axis(items, blended_order(scores, logits, weight)[:, :10], 1)
+        per_weight[weight] = per_user_gains(ranked, examples.targets, 10)
+    best = max(BLEND_WEIGHTS, key=lambda w: (per_weight[w][0].mean(), per_weight[w][1].mean(), -w))
+    gain = per_weight[best][0] - per_weight[0.0][0]
+    return best if gain.mean() > 0 and gain.mean() >= min_z * standard_error(gain) else 0.0
+
+
+RANKER_VARIANTS = ("twin_v2", "no_short_term", "no_item_id", "catalog_negatives_at_cuts", "one_positive_per_user")
 
 
 def previous_headline(name: str) -> dict:
@@ -387,8 +420,14 @@ def main() -> None:
         if measured is not None:
             if "auc_by_gamma" in kept and "auc_by_gamma" not in measured:  # not rerun: kept, and said so
                 measured["auc_by_gamma"] = {**kept["auc_by_gamma"], "measured_with": "the previous ranker recipe"}
-            # a variant --variants left out keeps its last figures (this bench's variants only)
-            results[name] = {**{k: kept[k] for k in RANKER_VARIANTS if k in kept}, **measured}
+            # a variant --variants left out keeps its last figures (this bench's variants only), saying which
+            # TIGER they were measured against when it was another one
+            old = {k: kept[k] for k in RANKER_VARIANTS if k in kept and k not in measured}
+            for figures in old.values():
+                same_tiger = (kept.get("tiger_version"), kept.get("tiger")) == (measured.get("tiger_version"), measured.get("tiger"))
+                if not same_tiger and "measured_against" not in figures:
+                    figures["measured_against"] = {"tiger_version": kept.get("tiger_version"), "tiger": kept.get("tiger")}
+            results[name] = {**old, **measured}
     write_results("twin", results)
 
 
