@@ -42,6 +42,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--patience", type=int, default=None,
                         help="stop after this many epochs without a better validation Recall@10")
     parser.add_argument("--label-smoothing", type=float, default=None)
+    parser.add_argument("--causal-encoder", choices=["on", "off"], default=None,
+                        help="on: each history item attends to earlier ones only, so one encoder pass trains every "
+                             "next-item target of a 20-item window (default: the size's)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--warm-start", action="store_true", help="start from the latest TIGER on the same IDs")
@@ -57,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "warmup_steps", "max_minutes",
                                                     "eval_users", "seed", "device", "patience", "label_smoothing")}
     train = dataclasses.replace(preset.tiger_train, **{k: v for k, v in given.items() if v is not None})
-    config = TrainTigerJobConfig(run_date=args.run_date, model=preset.tiger, train=train, version=args.version,
+    model = preset.tiger if args.causal_encoder is None else dataclasses.replace(
+        preset.tiger, causal_encoder=args.causal_encoder == "on")
+    config = TrainTigerJobConfig(run_date=args.run_date, model=model, train=train, version=args.version,
                                  warm_start=args.warm_start)
     print(json.dumps(run_train_tiger(catalog_from(args), artifacts_from(args), config), indent=2))
     return 0

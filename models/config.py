@@ -51,6 +51,10 @@ class TigerConfig:
     encoder_layers: int = 4
     decoder_layers: int = 4
     dropout: float = 0.1
+    # False: the paper's bidirectional encoder, one training target per encoder pass. True: each history item
+    # attends to earlier ones only, so one pass over a window of W items trains all W next-item targets
+    # (`Tiger.forward_windows`); serving reads the history the same way either way.
+    causal_encoder: bool = False
 
     @classmethod
     def debug(cls, **overrides: int | float) -> TigerConfig:

@@ -7,6 +7,12 @@ most recent item always sits at the same positions); the decoder starts
 from BOS and emits one code per level; position t of the decoder only
 scores level t's K codes. T5-style attention: 6 heads of 64 on a 128-d
 model (the inner width need not equal d_model). Torch only.
+
+The paper's encoder is bidirectional, so each training prefix needs its own
+encoder pass. With `causal_encoder`, an item's codes attend to the user token
+and to earlier items only; a window of W items then trains its W next-item
+targets in one pass (`forward_windows`), each decoded against the memory of
+its own prefix, and gives the same logits as W separate passes would.
 """
 
 from __future__ import annotations
@@ -51,13 +57,13 @@ class Attention(nn.Module):
         self.key_value = nn.Linear(config.d_model, 2 * inner, bias=False)
         self.out = nn.Linear(inner, config.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, keep: torch.Tensor | None = None,
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None,
                 causal: bool = False) -> torch.Tensor:
+        """`mask`: bool, broadcastable to [B, heads, len(x), len(context)], True = may attend."""
         b, tq, _ = x.shape
         tk = context.shape[1]
         q = self.query(x).view(b, tq, self.heads, self.head_dim).transpose(1, 2)
         k, v = self.key_value(context).view(b, tk, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        mask = None if keep is None else keep[:, None, None, :]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0
         )
@@ -77,9 +83,9 @@ class EncoderLayer(nn.Module):
         self.attention, self.feed_forward = Attention(config), FeedForward(config)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
-        x = x + self.drop(self.attention(h, h, keep))
+        x = x + self.drop(self.attention(h, h, mask))
         return x + self.drop(self.feed_forward(self.norm2(x)))
 
 
@@ -91,10 +97,12 @@ class DecoderLayer(nn.Module):
         self.feed_forward = FeedForward(config)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_keep: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor,
+                self_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`self_mask` None: causal over x; else who in x sees whom (several targets side by side)."""
         h = self.norms[0](x)
-        x = x + self.drop(self.self_attention(h, h, causal=True))
-        x = x + self.drop(self.cross_attention(self.norms[1](x), memory, memory_keep))
+        x = x + self.drop(self.self_attention(h, h, self_mask, causal=self_mask is None))
+        x = x + self.drop(self.cross_attention(self.norms[1](x), memory, memory_mask))
         return x + self.drop(self.feed_forward(self.norms[2](x)))
 
 
@@ -115,11 +123,18 @@ class Tiger(nn.Module):
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [B, S] -> memory [B, S, d] and the mask of real (non-PAD) positions."""
         keep = tokens != PAD
-        # counted from the end: the most recent item has the same positions whatever the history length
-        positions = torch.arange(tokens.shape[1] - 1, -1, -1, device=tokens.device)
+        mask = keep[:, None, None, :]
+        if self.config.causal_encoder:
+            # counted from the first real token, so an item's state is the same whether it ends the history
+            # (serving) or sits inside a training window; each item sees the user, itself and earlier items
+            positions = (keep.cumsum(1) - 1).clamp(min=0)
+            mask = mask & _item_causal_mask(tokens.shape[1], self.config.levels, tokens.device)
+        else:
+            # counted from the end: the most recent item has the same positions whatever the history length
+            positions = torch.arange(tokens.shape[1] - 1, -1, -1, device=tokens.device)
         x = self.drop(self.embed(tokens) + self.encoder_positions(positions))
         for layer in self.encoder:
-            x = layer(x, keep)
+            x = layer(x, mask)
         return self.encoder_norm(x), keep
 
     def decode(self, memory: torch.Tensor, keep: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -128,9 +143,34 @@ class Tiger(nn.Module):
         positions = torch.arange(t, device=tokens.device)
         x = self.drop(self.embed(tokens) + self.decoder_positions(positions))
         for layer in self.decoder:
-            x = layer(x, memory, keep)
+            x = layer(x, memory, keep[:, None, None, :])
         logits = self.head(self.decoder_norm(x)).view(*tokens.shape, self.config.levels, self.config.codebook_size)
         return logits[:, positions, positions]  # [B, T, K]: each position's own level
+
+    def forward_windows(self, encoder_tokens: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+        """Causal encoder only, teacher forcing on every target of a window at once: encoder_tokens
+        [B, 1 + W*L] hold W items; target_codes [B, W, L] the item after each of them -> logits [B, W, L, K].
+        Target w reads the memory of the user and items 0..w only, so its logits equal those of `forward`
+        on that prefix: one encoder pass trains W targets instead of one."""
+        if not self.config.causal_encoder:
+            raise ValueError("forward_windows needs TigerConfig(causal_encoder=True): a bidirectional encoder "
+                             "lets earlier targets see later items")
+        memory, keep = self.encode(encoder_tokens)
+        b, w, levels = target_codes.shape
+        device = target_codes.device
+        tokens = self.decoder_input(target_codes.reshape(b * w, levels)[:, :-1]).view(b, w * levels)
+        level_of = torch.arange(levels, device=device).repeat(w)
+        target_of = torch.arange(w, device=device).repeat_interleave(levels)  # [W*L]
+        same_target = target_of[:, None] == target_of[None, :]
+        self_mask = same_target & (level_of[None, :] <= level_of[:, None])  # causal within each target
+        slot = _item_slot(memory.shape[1], levels, device)  # [S]: the user token is slot -1
+        memory_mask = keep[:, None, None, :] & (slot[None, :] <= target_of[:, None])[None, None]
+        x = self.drop(self.embed(tokens) + self.decoder_positions(level_of))
+        for layer in self.decoder:
+            x = layer(x, memory, memory_mask, self_mask)
+        logits = self.head(self.decoder_norm(x)).view(b, w, levels, levels, self.config.codebook_size)
+        own = torch.arange(levels, device=device)
+        return logits[:, :, own, own]  # [B, W, L, K]
 
     def forward(self, encoder_tokens: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: target codes [B, levels] -> logits [B, levels, K]."""
@@ -142,6 +182,18 @@ class Tiger(nn.Module):
         levels = torch.arange(codes.shape[1], device=codes.device)
         bos = torch.full((codes.shape[0], 1), BOS, dtype=torch.long, device=codes.device)
         return torch.cat([bos, code_token(self.config, levels, codes)], dim=1)
+
+
+def _item_slot(tokens: int, levels: int, device: torch.device) -> torch.Tensor:
+    """Which history item each encoder position holds: [user, item 0's L codes, item 1's, ...] -> -1, 0, 0, ..."""
+    return torch.div(torch.arange(tokens, device=device) - 1, levels, rounding_mode="floor")
+
+
+def _item_causal_mask(tokens: int, levels: int, device: torch.device) -> torch.Tensor:
+    """[S, S] bool: a position sees the user token, the codes of its own item and of every earlier item (the
+    user token sees itself only, or it would carry later items to earlier targets)."""
+    slot = _item_slot(tokens, levels, device)
+    return slot[None, :] <= slot[:, None]
 
 
 def encoder_tokens(

@@ -24,7 +24,7 @@ from models.beam_search import BeamResult, SemanticIdTrie, beam_search, exclusio
 from models.beam_search_fast import batch_size_for, exclusion_mask_fast, fast_beam_search
 from models.config import TigerConfig, TigerTrainConfig
 from models.device import default_device
-from models.examples import Examples
+from models.examples import Examples, length_bucketed_batches, windows_of_prefixes
 from models.metrics import per_user_gains, standard_error
 from models.tiger import Tiger, encoder_tokens, user_buckets
 
@@ -143,7 +143,7 @@ class _Run:
                 "scheduler": self.scheduler.state_dict(), **_rng_states(), "state": self.state.__dict__}
 
 
-def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.device, examples: int,
+def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.device, steps_per_epoch: int,
                checkpoint: pathlib.Path | None, initial_weights: pathlib.Path | None) -> _Run:
     """A fresh model (seeded), warm-started from `initial_weights`, or resumed from `checkpoint` when it exists."""
     torch.manual_seed(train.seed)
@@ -151,7 +151,7 @@ def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.devic
     # fused: one kernel for every parameter's update on GPU (the loop over tensors is host-bound there)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay,
                                   fused=device.type == "cuda")
-    steps_per_epoch = max(1, math.ceil(examples / train.batch_size))
+    steps_per_epoch = max(1, steps_per_epoch)
     schedule = WarmupCosine(train.warmup_steps, train.epochs * steps_per_epoch)
     run = _Run(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), schedule, TigerState(),
                steps_per_epoch)
@@ -168,57 +168,124 @@ def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.devic
     return run
 
 
-def _on_device(examples: Examples, config: TigerConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """(user buckets, histories, targets) as tensors on the training device, built once per run."""
-    return (torch.as_tensor(user_buckets(examples.users, config.user_buckets), device=device),
-            torch.as_tensor(examples.histories, device=device), torch.as_tensor(examples.targets, device=device))
+@dataclass(frozen=True)
+class _TrainingData:
+    """The training examples as tensors on the training device, built once per run: the prefixes
+    (histories [E, H], targets [E]) or, for a causal encoder, their windows (items [E, H + 1], trained
+    [E, H]). A batch holds about train.batch_size targets either way: `rows_per_batch` prefixes, or
+    windows of similar length (`length_bucketed_batches`)."""
+
+    buckets: torch.Tensor  # [E] user token buckets
+    rows: torch.Tensor  # histories or window items
+    targets: torch.Tensor  # prefix targets or the windows' trained mask
+    targets_total: int
+    rows_per_batch: int  # prefixes per batch; windows: the mean, for the schedule's steps per epoch
+    window_lengths: np.ndarray | None = None  # [E] real items per window (None: prefixes)
+    window_targets: np.ndarray | None = None  # [E] trained targets per window
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def first(self, rows: int) -> _TrainingData:
+        """The first `rows` rows (a warm-up batch)."""
+        targets = self.targets[:rows]
+        lengths, counts = self.window_lengths, self.window_targets
+        return _TrainingData(self.buckets[:rows], self.rows[:rows], targets,
+                             int(targets.sum()) if targets.dtype == torch.bool else len(targets), self.rows_per_batch,
+                             None if lengths is None else lengths[:rows], None if counts is None else counts[:rows])
+
+    def epoch_batches(self, batch_size: int, seed: int) -> list[torch.Tensor]:
+        """The epoch's batches of row indices, in an order fixed by `seed`."""
+        if self.window_lengths is None or self.window_targets is None:
+            order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+            return list(order.split(self.rows_per_batch))
+        batches = length_bucketed_batches(self.window_lengths, self.window_targets, batch_size,
+                                          np.random.default_rng(seed), chunk_rows=64 * self.rows_per_batch)
+        return [torch.as_tensor(batch) for batch in batches]
+
+
+def _on_device(examples: Examples, config: TigerConfig, batch_size: int, device: torch.device) -> _TrainingData:
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, device=device)
+
+    if not config.causal_encoder:
+        return _TrainingData(tensor(user_buckets(examples.users, config.user_buckets)), tensor(examples.histories),
+                             tensor(examples.targets), len(examples), batch_size)
+    windows = windows_of_prefixes(examples, config.max_history)
+    rows_per_batch = max(1, round(batch_size * len(windows) / max(1, windows.targets)))
+    log.info("causal encoder: %d training targets in %d windows of up to %d items, %d windows per batch",
+             windows.targets, len(windows), config.max_history, rows_per_batch)
+    return _TrainingData(tensor(user_buckets(windows.users, config.user_buckets)), tensor(windows.items),
+                         tensor(windows.trained), windows.targets, rows_per_batch,
+                         (windows.items >= 0).sum(1), windows.trained.sum(1))
+
+
+def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
+                data: _TrainingData, rows: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean cross-entropy over the batch's target codes, number of targets) for the batch `rows`."""
+    trim = device.type != "cuda"  # a padding trim needs a host sync: GPU training keeps shapes fixed instead
+    if not config.causal_encoder:
+        tokens = encoder_tokens(config, codes, data.rows[rows], data.buckets[rows], trim_padding=trim)
+        target_codes = codes[data.targets[rows]]
+        with _autocast(device):
+            logits = model(tokens, target_codes)
+        count = torch.tensor(len(rows), device=device)
+    else:
+        items, trained = data.rows[rows], data.targets[rows]
+        if trim:  # leading columns that are padding in every window of the batch
+            first = min(int((items >= 0).any(0).nonzero()[0]), items.shape[1] - 2)
+            items, trained = items[:, first:], trained[:, first:]
+        tokens = encoder_tokens(config, codes, items[:, :-1], data.buckets[rows], trim_padding=False)
+        with _autocast(device):
+            logits = model.forward_windows(tokens, codes[items[:, 1:].clamp(min=0)])[trained]
+        target_codes = codes[items[:, 1:][trained]]
+        count = trained.sum()
+    loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1),
+                           label_smoothing=train.label_smoothing)
+    return loss, count
 
 
 PROGRESS_EVERY = 50  # steps between progress-bar updates (each one waits for the device)
 
 
 def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
-                     examples: tuple[torch.Tensor, ...], device: torch.device, epoch: int, progress: bool,
+                     data: _TrainingData, device: torch.device, epoch: int, progress: bool,
                      deadline: float | None = None) -> tuple[float, int]:
     """One pass over the training examples in the epoch's seeded order, cut short at `deadline`
-    (perf_counter seconds); returns (mean loss, examples trained on).
+    (perf_counter seconds); returns (mean loss, targets trained on).
 
     No step waits for the device: the loss is summed on it and read once per epoch (and by the progress
-    bar every PROGRESS_EVERY steps); on GPU the shapes stay fixed (no padding trim, which needs a sync)."""
+    bar every PROGRESS_EVERY steps)."""
     from tqdm.auto import tqdm
 
-    buckets, histories, targets = examples
-    n = len(targets)
+    n = len(data)
     run.model.train()
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch)).to(device)
-    trim = device.type != "cuda"
+    batches = data.epoch_batches(train.batch_size, train.seed * 1_000_003 + epoch)
+    # moved to the device in one copy, not one per step
+    device_batches = torch.cat(batches).to(device).split([len(batch) for batch in batches])
     total_loss = torch.zeros((), device=device)
-    seen, started = 0, time.perf_counter()
-    bar = tqdm(range(0, n, train.batch_size), desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch",
-               disable=not progress, mininterval=2.0)
-    for step, start in enumerate(bar):
-        rows = order[start:start + train.batch_size]
-        tokens = encoder_tokens(config, codes, histories[rows], buckets[rows], trim_padding=trim)
-        target_codes = codes[targets[rows]]
-        with _autocast(device):
-            logits = run.model(tokens, target_codes)
-        loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1),
-                               label_smoothing=train.label_smoothing)
+    targets = torch.zeros((), dtype=torch.long, device=device)
+    done, started = 0, time.perf_counter()
+    bar = tqdm(device_batches, desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch", disable=not progress,
+               mininterval=2.0)
+    for step, rows in enumerate(bar):
+        loss, count = _batch_loss(run.model, config, train, codes, data, rows, device)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
         run.optimizer.step()
         run.scheduler.step()
         run.state.step += 1
-        total_loss += loss.detach() * len(rows)
-        seen += len(rows)
+        total_loss += loss.detach() * count
+        targets += count
+        done += len(rows)
         if progress and step % PROGRESS_EVERY == 0:
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ex_s=f"{seen / (time.perf_counter() - started):,.0f}",
-                            refresh=False)
-        if deadline is not None and time.perf_counter() > deadline and seen < n:
-            log.info("the time budget ran out %d of %d examples into epoch %d", seen, n, epoch + 1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
+                            ex_s=f"{int(targets) / (time.perf_counter() - started):,.0f}", refresh=False)
+        if deadline is not None and time.perf_counter() > deadline and done < n:
+            log.info("the time budget ran out %d of %d examples into epoch %d", done, n, epoch + 1)
             break
-    return float(total_loss) / seen, seen
+    return float(total_loss) / max(1, int(targets)), int(targets)
 
 
 def _plan_to_budget(run: _Run, train: TigerTrainConfig, elapsed: float, epoch_seconds: float) -> None:
@@ -249,11 +316,12 @@ def train_tiger(
     `directory/best.pt`; `train.patience` epochs without improvement end the run."""
     device = default_device(train.device)
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
-    run = _start_run(config, train, device, len(train_examples), checkpoint, initial_weights)
+    on_device = _on_device(train_examples, config, train.batch_size, device)
+    run = _start_run(config, train, device, math.ceil(len(on_device) / on_device.rows_per_batch), checkpoint,
+                     initial_weights)
     state = run.state
     codes = torch.as_tensor(item_codes, device=device)
     trie = SemanticIdTrie(item_codes, config.codebook_size).to(device)
-    on_device = _on_device(train_examples, config, device)
     sample = np.random.default_rng(train.seed).permutation(len(valid_examples.targets))[: train.eval_users]
     valid = valid_examples.take(np.sort(sample))
 

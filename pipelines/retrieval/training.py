@@ -48,7 +48,9 @@ def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerC
     if latest is None:
         return None
     card = store.verify(MODEL, latest)
-    if card.get("rqvae_version") != rqvae_version or card["config"]["model"] != dataclasses.asdict(config):
+    # filled with today's defaults: a card written before a field existed (causal_encoder) had its default
+    trained = {**dataclasses.asdict(TigerConfig()), **card["config"]["model"]}
+    if card.get("rqvae_version") != rqvae_version or trained != dataclasses.asdict(config):
         log.info("no warm start: the latest TIGER %s used other IDs or another architecture", latest)
         return None
     return store.directory(MODEL, latest) / BEST_FILE

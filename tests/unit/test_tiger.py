@@ -4,7 +4,7 @@ import torch
 
 from models.beam_search import SemanticIdTrie, beam_search, exclusion_mask, score_all_items
 from models.config import TigerConfig, TigerTrainConfig
-from models.examples import Examples
+from models.examples import Examples, length_bucketed_batches, windows_of_prefixes
 from models.tiger import Tiger, encoder_tokens
 from models.tiger_training import CHECKPOINT_FILE, epochs_within_budget, recommend, train_tiger
 
@@ -132,3 +132,83 @@ def test_patience_ends_a_run_that_stopped_improving():
     _, state = train_tiger(codes, data, data, config, train, progress=False)
     assert state.best_epoch == 1 and state.epoch == 3
     assert all("valid_recall@10_se" in e and "valid_ndcg@10" in e for e in state.history)
+
+
+CAUSAL = TigerConfig.debug(codebook_size=4, max_history=5, causal_encoder=True)
+
+
+def test_windows_train_every_prefix_target_once_with_the_context_before_it():
+    data = _toy_sequences(length=13)  # 12 targets per user: windows of 5 give 5 + 5 + 2
+    windows = windows_of_prefixes(data, width=5)
+    assert windows.targets == len(data) and len(windows) == 12 * 3
+    trained = []
+    for user, items, mask in zip(windows.users, windows.items, windows.trained, strict=True):
+        for w in np.flatnonzero(mask):
+            context = items[: w + 1]
+            trained.append((user, int(items[w + 1]), context[context >= 0]))
+    assert sorted((u, t) for u, t, _ in trained) == sorted(zip(data.users, data.targets.tolist(), strict=True))
+    for user, target, context in trained:  # a window target's context is the end of its prefix's history
+        history = data.histories[np.flatnonzero((data.users == user) & (data.targets == target))[0]]
+        assert len(context) and np.array_equal(history[history >= 0][-len(context):], context)
+    first_of_user = np.r_[True, windows.users[1:] != windows.users[:-1]]
+    assert (windows.items[first_of_user] >= 0).all()  # each user's latest targets read all 5 items, as serving does
+    assert windows.trained[first_of_user].all()
+
+
+def test_windows_refuse_prefixes_that_are_not_whole_sequences():
+    data = _toy_sequences()
+    with pytest.raises(ValueError, match="every prefix"):
+        windows_of_prefixes(data.take(np.array([0, 1, 3])), width=5)  # a prefix left out
+
+
+def test_a_window_pass_scores_each_target_as_its_own_prefix_would():
+    torch.manual_seed(0)
+    codes = torch.as_tensor(catalog())
+    model = Tiger(CAUSAL).eval()
+    windows = torch.tensor([[-1, 3, 7, 9, 2, 5], [4, 8, 1, 0, 6, 11]])
+    users = torch.tensor([3, 9])
+    tokens = encoder_tokens(CAUSAL, codes, windows[:, :-1], users, trim_padding=False)
+    together = model.forward_windows(tokens, codes[windows[:, 1:].clamp(min=0)])
+    for row in range(2):
+        for w in range(1 if windows[row, 0] < 0 else 0, 5):
+            history = torch.full((1, 5), -1)
+            history[0, 4 - w:] = windows[row, : w + 1]
+            alone = model(encoder_tokens(CAUSAL, codes, history, users[row:row + 1]), codes[windows[row, w + 1]][None])
+            assert torch.allclose(alone[0], together[row, w], atol=1e-5), (row, w)
+
+
+def test_a_bidirectional_encoder_refuses_window_training():
+    model = Tiger(SMALL)
+    with pytest.raises(ValueError, match="causal_encoder"):
+        model.forward_windows(torch.ones(1, 21, dtype=torch.long), torch.zeros(1, 5, 4, dtype=torch.long))
+
+
+def test_causal_encoder_trains_on_windows_and_fits_the_tiny_set(tmp_path):
+    codes = catalog(n=20)
+    data = _toy_sequences()
+    train = TigerTrainConfig(epochs=40, batch_size=32, lr=3e-3, warmup_steps=10, beam_width=10, patience=None)
+    model, state = train_tiger(codes, data, data, CAUSAL, train, directory=tmp_path, progress=False)
+    assert state.best_recall > 0.95
+    assert state.history[0]["examples"] == len(data)  # targets per epoch: the same as prefix training
+    # each user's latest prefix: the full history, as at serving (earlier prefixes' contexts are longer than
+    # the windows trained them with, so this toy does not pin them to top-1)
+    latest = data.take(np.flatnonzero(np.r_[data.users[1:] != data.users[:-1], True]))
+    top1 = recommend(model, torch.as_tensor(codes), SemanticIdTrie(codes, 4), latest, top_k=1, beam_width=10,
+                     exclude_history=False).items[:, 0].numpy()
+    assert (top1 == latest.targets).mean() > 0.9
+
+
+def test_length_bucketed_batches_cover_every_row_once_with_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 21, 500)
+    targets = np.minimum(lengths, rng.integers(1, 21, 500))
+    batches = length_bucketed_batches(lengths, targets, batch_targets=64, rng=np.random.default_rng(1),
+                                      chunk_rows=200)
+    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(500))
+    sizes = np.array([targets[b].sum() for b in batches])
+    # within a row (<= 20 targets) of 64, but for one remainder per chunk of 200 rows
+    assert (sizes <= 64 - 20).sum() <= 3 and sizes.max() < 64 + 20
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < np.ptp(lengths) / 2  # rows of similar length share a batch
+    again = length_bucketed_batches(lengths, targets, 64, np.random.default_rng(1), 200)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))  # fixed by the seed
