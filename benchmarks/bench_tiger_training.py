@@ -13,13 +13,17 @@ semantic IDs: throughput does not depend on them); their losses must match
 (same arithmetic, same quality). Reported: examples/s of each, best of
 `--repeats` alternating runs, and the ratio. Also measured on CPU, because the
 choice was made on them: torch.compile and bf16 autocast (both slower on this
-CPU, so training uses neither there). Writes
-benchmarks/results/tiger_training.json (the `cpu` block, or the device's).
+CPU, so training uses neither there). And the causal encoder
+(`TigerConfig.causal_encoder`): training targets/s when one encoder pass over a
+window trains all of its next-item targets, against the prefix loop's rate in
+the same run. Writes benchmarks/results/tiger_training.json (the `cpu` block,
+or the device's).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import time
@@ -33,7 +37,7 @@ from benchmarks.common import RESULTS, write_results
 from models.config import TigerTrainConfig
 from models.device import default_device
 from models.tiger import encoder_tokens
-from models.tiger_training import _autocast, _on_device, _start_run, _train_one_epoch
+from models.tiger_training import _autocast, _on_device, _start_run, _train_one_epoch, _TrainingData
 from pipelines.presets import PRESETS
 from pipelines.retrieval.sequences import ItemIndex, build_sequences
 
@@ -54,9 +58,9 @@ def movielens_examples(levels: int, codebook: int, seed: int = 0):
     return index, build_sequences(events, index).train
 
 
-def previous_epoch(run, config, train: TigerTrainConfig, codes, examples, device, epoch: int) -> float:
+def previous_epoch(run, config, train: TigerTrainConfig, codes, examples: _TrainingData, device, epoch: int) -> float:
     """The training loop as it was before this change (the baseline)."""
-    buckets, histories, targets = examples
+    buckets, histories, targets = examples.buckets, examples.rows, examples.targets
     n = len(targets)
     run.model.train()
     order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch))
@@ -79,19 +83,20 @@ def previous_epoch(run, config, train: TigerTrainConfig, codes, examples, device
     return total_loss / n
 
 
-def timed(loop: str, config, train: TigerTrainConfig, codes, examples, device) -> tuple[float, float]:
-    """(examples/s, mean loss) of one epoch over `examples` with a freshly seeded model."""
-    n = len(examples[2])
-    run = _start_run(config, train, device, n, None, None)
+def timed(loop: str, config, train: TigerTrainConfig, codes, examples: _TrainingData, device) -> tuple[float, float]:
+    """(training targets/s, mean loss) of one epoch over `examples` with a freshly seeded model."""
+    n = examples.targets_total
+    steps = -(-len(examples) // examples.rows_per_batch)
+    run = _start_run(config, train, device, steps, None, None)
     if loop == "previous":  # the per-tensor AdamW it used
         run.optimizer = torch.optim.AdamW(run.model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
         run.scheduler = torch.optim.lr_scheduler.LambdaLR(run.optimizer, run.schedule)
     if loop in ("compiled", "bf16"):
         if loop == "compiled":
             run.model.forward = torch.compile(run.model.forward)  # type: ignore[method-assign]
-        _train_one_epoch(run, config, train, codes, tuple(t[: train.batch_size * 2] for t in examples), device,
+        _train_one_epoch(run, config, train, codes, examples.first(2 * examples.rows_per_batch), device,
                          0, False)  # warm-up (compilation) outside the clock
-        run = _start_run(config, train, device, n, None, None)
+        run = _start_run(config, train, device, steps, None, None)
         if loop == "compiled":
             run.model.forward = torch.compile(run.model.forward)  # type: ignore[method-assign]
     if device.type == "cuda":
@@ -109,19 +114,42 @@ def timed(loop: str, config, train: TigerTrainConfig, codes, examples, device) -
     return n / (time.perf_counter() - started), loss
 
 
+def causal_encoder_rates(config, train: TigerTrainConfig, index, examples, steps: int, device, repeats: int,
+                         prefix_rate: float) -> dict:
+    """Training targets/s of the causal encoder's windows (one encoder pass trains every target of a window)
+    against prefix training (`prefix_rate`, measured above in the same run): whole users from the first
+    until the prefix run's number of targets, since a window needs its user's consecutive prefixes."""
+    causal = dataclasses.replace(config, causal_encoder=True)
+    want = min(len(examples), steps * train.batch_size)
+    user_ends = np.flatnonzero(np.r_[examples.users[1:] != examples.users[:-1], True]) + 1
+    upto = int(user_ends[user_ends >= want][0])
+    data = _on_device(examples.take(np.arange(upto)), causal, train.batch_size, device)
+    codes = torch.as_tensor(index.codes, device=device)
+    rates = []
+    for _ in range(repeats):
+        rate, _ = timed("current", causal, train, codes, data, device)
+        rates.append(round(rate, 1))
+        print(f"{device.type} causal encoder: {rate:,.0f} targets/s", flush=True)
+    return {"causal_encoder_targets_per_s": max(rates), "causal_encoder_runs": rates,
+            "causal_encoder_speedup_vs_prefixes": round(max(rates) / prefix_rate, 3),
+            "causal_encoder_windows_per_batch": data.rows_per_batch}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["paper", "cpu-bench"], default="paper")
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed run")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", default="compiled,bf16", help="CPU-only extras to time ('' for none)")
+    parser.add_argument("--no-causal", dest="causal", action="store_false",
+                        help="skip the causal encoder's window training")
     args = parser.parse_args()
     preset = PRESETS[args.size]
     config, train = preset.tiger, preset.tiger_train
     device = default_device(None)
     index, examples = movielens_examples(config.levels, config.codebook_size)
     take = np.random.default_rng(1).permutation(len(examples))[: args.steps * train.batch_size]
-    on_device = _on_device(examples.take(take), config, device)
+    on_device = _on_device(examples.take(take), config, train.batch_size, device)
     codes = torch.as_tensor(index.codes, device=device)
     runs: dict[str, list[float]] = {"previous": [], "current": []}
     losses: dict[str, float] = {}
@@ -142,6 +170,9 @@ def main() -> None:
             rate, _ = timed(variant, config, train, codes, on_device, device)
             block[f"{variant}_examples_per_s"] = round(rate, 1)
             print(f"cpu {args.size} {variant}: {rate:,.0f} examples/s", flush=True)
+    if args.causal:
+        block.update(causal_encoder_rates(config, train, index, examples, args.steps, device, args.repeats,
+                                          max(runs["current"])))
     print(json.dumps(block))
     previous = RESULTS / "tiger_training.json"
     payload = json.loads(previous.read_text()) if previous.exists() else {}
