@@ -220,6 +220,9 @@ def _on_device(examples: Examples, config: TigerConfig, batch_size: int, device:
                          (windows.items >= 0).sum(1), windows.trained.sum(1))
 
 
+IGNORED = -100  # cross-entropy's ignore_index: window positions that are not training targets
+
+
 def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
                 data: _TrainingData, rows: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean cross-entropy over the batch's target codes, number of targets) for the batch `rows`."""
@@ -236,12 +239,14 @@ def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, code
             first = min(int((items >= 0).any(0).nonzero()[0]), items.shape[1] - 2)
             items, trained = items[:, first:], trained[:, first:]
         tokens = encoder_tokens(config, codes, items[:, :-1], data.buckets[rows], trim_padding=False)
+        target_codes = codes[items[:, 1:].clamp(min=0)]
         with _autocast(device):
-            logits = model.forward_windows(tokens, codes[items[:, 1:].clamp(min=0)])[trained]
-        target_codes = codes[items[:, 1:][trained]]
+            logits = model.forward_windows(tokens, target_codes)
+        # untrained positions are ignored rather than indexed away: a boolean index would sync with the GPU
+        target_codes = target_codes.masked_fill(~trained[..., None], IGNORED)
         count = trained.sum()
     loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1),
-                           label_smoothing=train.label_smoothing)
+                           ignore_index=IGNORED, label_smoothing=train.label_smoothing)
     return loss, count
 
 
