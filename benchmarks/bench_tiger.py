@@ -180,7 +180,7 @@ def run_dataset(spark, scratch: pathlib.Path, name: str, args) -> dict | None:
                                                                   "largest_collision_group")},
         "tiger": tiger,
         "baselines": methods,
-        "tiger_beats_baselines": all(tiger[k] > r[k] for r in methods.values() for k in ("recall@10", "ndcg@10")),
+        "tiger_beats_baselines": beats_baselines(tiger, methods),
         "sasrec_dropout_by_seed": [r["sasrec"]["dropout"] for r, _, _ in per_seed if "sasrec" in r],
         "training": {
             "model": dataclasses.asdict(model), "parameters": card["parameters"], "device": card["device"],
@@ -209,13 +209,17 @@ def keep_earlier_sasrec(result: dict, earlier: dict | None) -> dict:
     """With --sasrec-minutes 0, SASRec's figures from the dataset's last run (same split: SASRec does not read
     the semantic IDs) stay beside the new TIGER, marked as such, and TIGER is still compared against them."""
     sasrec = (earlier or {}).get("baselines", {}).get("sasrec")
-    if "sasrec" in result["baselines"] or sasrec is None or earlier is None or earlier["users"] != result["users"]:
+    if earlier is None or sasrec is None or "sasrec" in result["baselines"] or earlier["users"] != result["users"]:
         return result
     result["baselines"]["sasrec"] = {**sasrec, "measured_in_an_earlier_run": True}
     result["sasrec_dropout_by_seed"] = earlier.get("sasrec_dropout_by_seed", [])
-    result["tiger_beats_baselines"] = all(result["tiger"][k] > r[k] for r in result["baselines"].values()
-                                          for k in ("recall@10", "ndcg@10"))
+    result["tiger_beats_baselines"] = beats_baselines(result["tiger"], result["baselines"])
     return result
+
+
+def beats_baselines(tiger: dict, baselines: dict) -> bool:
+    """TIGER above every baseline on both Recall@10 and NDCG@10."""
+    return all(tiger[k] > r[k] for r in baselines.values() for k in ("recall@10", "ndcg@10"))
 
 
 def mark_earlier_runs(datasets: dict) -> dict:

@@ -46,8 +46,10 @@ def windows_of_prefixes(prefixes: Examples, width: int) -> Windows:
 
     Windows are cut from the end of each sequence backwards, so every window but a user's earliest is full
     and the latest targets (those nearest to tonight's) read the whole `width` items, as serving does."""
+    if not len(prefixes):
+        return Windows(np.zeros(0, dtype=object), np.zeros((0, width + 1), np.int64), np.zeros((0, width), bool))
     users, rows, trained = [], [], []
-    new_user = np.r_[True, prefixes.users[1:] != prefixes.users[:-1]] if len(prefixes) else np.zeros(0, bool)
+    new_user = np.r_[True, prefixes.users[1:] != prefixes.users[:-1]]
     follows = prefixes.histories[1:, -1] == prefixes.targets[:-1]  # each prefix ends with the previous target
     if not (follows | new_user[1:]).all():
         raise ValueError("windows need every prefix of contiguous per-user sequences, in order: prefix "
@@ -66,8 +68,6 @@ def windows_of_prefixes(prefixes: Examples, width: int) -> Windows:
             users.append(prefixes.users[start])
             rows.append(window)
             trained.append(target_positions >= max(first_target, 1))  # each target once: windows step by width
-    if not rows:
-        return Windows(np.zeros(0, dtype=object), np.zeros((0, width + 1), np.int64), np.zeros((0, width), bool))
     windows = Windows(np.asarray(users, dtype=object), np.stack(rows), np.stack(trained))
     if windows.targets != len(prefixes):
         raise ValueError(f"{len(prefixes)} prefix examples gave {windows.targets} window targets: the prefixes "

@@ -212,3 +212,8 @@ def test_length_bucketed_batches_cover_every_row_once_with_similar_lengths():
     assert spread < np.ptp(lengths) / 2  # rows of similar length share a batch
     again = length_bucketed_batches(lengths, targets, 64, np.random.default_rng(1), 200)
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))  # fixed by the seed
+
+
+def test_no_prefixes_give_no_windows():
+    windows = windows_of_prefixes(_toy_sequences().take(np.zeros(0, dtype=np.int64)), width=5)
+    assert len(windows) == 0 and windows.items.shape == (0, 6) and windows.targets == 0
