@@ -42,6 +42,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--patience", type=int, default=None,
                         help="stop after this many epochs without a better validation Recall@10")
     parser.add_argument("--label-smoothing", type=float, default=None)
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="validate, keep and serve a moving average of the weights with this decay per step "
+                             "(default: the size's)")
     parser.add_argument("--causal-encoder", choices=["on", "off"], default=None,
                         help="on: each history item attends to earlier ones only, so one encoder pass trains every "
                              "next-item target of a 20-item window (default: the size's)")
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     set_torch_threads(args)
     preset = PRESETS[args.size]
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "warmup_steps", "max_minutes",
-                                                    "eval_users", "seed", "device", "patience", "label_smoothing")}
+                                                    "eval_users", "seed", "device", "patience", "label_smoothing",
+                                                    "ema_decay")}
     train = dataclasses.replace(preset.tiger_train, **{k: v for k, v in given.items() if v is not None})
     model = preset.tiger if args.causal_encoder is None else dataclasses.replace(
         preset.tiger, causal_encoder=args.causal_encoder == "on")

@@ -9,6 +9,7 @@ uninterrupted one. The best epoch by validation Recall@10 is kept apart.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -127,6 +128,26 @@ def recommend(
     return BeamResult(torch.cat(items), torch.cat(scores))
 
 
+class WeightAverage:
+    """An exponential moving average of a model's parameters, kept in a copy of the model.
+
+    The decay ramps up as min(decay, (1 + t) / (10 + t)) at step t, so the average is not dominated by the
+    random initial weights early in a run. One fused lerp per step and no host sync."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._source = [p.detach() for p in model.parameters()]
+        self._average: list[torch.Tensor] = list(self.model.parameters())
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self._average, self._source, 1.0 - decay)
+
+
 @dataclass
 class _Run:
     """What one training run carries from epoch to epoch (and into its checkpoint)."""
@@ -137,10 +158,17 @@ class _Run:
     schedule: WarmupCosine
     state: TigerState
     steps_per_epoch: int
+    average: WeightAverage | None = None
+
+    @property
+    def scored(self) -> Tiger:
+        """The weights that validation scores and best.pt keeps: the average when there is one."""
+        return self.model if self.average is None else self.average.model  # type: ignore[return-value]
 
     def checkpoint(self) -> dict:
+        average = {} if self.average is None else {"average": self.average.model.state_dict()}
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), **_rng_states(), "state": self.state.__dict__}
+                "scheduler": self.scheduler.state_dict(), **_rng_states(), "state": self.state.__dict__, **average}
 
 
 def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.device, steps_per_epoch: int,
@@ -155,6 +183,7 @@ def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.devic
     schedule = WarmupCosine(train.warmup_steps, train.epochs * steps_per_epoch)
     run = _Run(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), schedule, TigerState(),
                steps_per_epoch)
+    saved: dict | None = None
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
@@ -165,6 +194,10 @@ def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.devic
         log.info("resumed TIGER from %s at epoch %d", checkpoint, run.state.epoch)
     elif initial_weights is not None:
         model.load_state_dict(torch.load(initial_weights, map_location=device, weights_only=True)["model"])
+    if train.ema_decay is not None:
+        run.average = WeightAverage(model, train.ema_decay)
+        if saved is not None and "average" in saved:  # a checkpoint of a run without one starts from the weights
+            run.average.model.load_state_dict(saved["average"])
     return run
 
 
@@ -280,6 +313,8 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
         run.optimizer.step()
         run.scheduler.step()
+        if run.average is not None:
+            run.average.update(run.state.step)
         run.state.step += 1
         total_loss += loss.detach() * count
         targets += count
@@ -340,7 +375,7 @@ def train_tiger(
         epoch_started = time.perf_counter()
         loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline)
         train_seconds = time.perf_counter() - epoch_started
-        ranked = recommend(run.model, codes, trie, valid, top_k=10, beam_width=train.beam_width).items.numpy()
+        ranked = recommend(run.scored, codes, trie, valid, top_k=10, beam_width=train.beam_width).items.numpy()
         hits, gains = per_user_gains(ranked, valid.targets, 10)
         recall = float(hits.mean()) if len(hits) else 0.0
         state.epoch = epoch + 1
@@ -354,7 +389,7 @@ def train_tiger(
         if recall > state.best_recall:
             state.best_recall, state.best_epoch = recall, state.epoch
             if directory is not None:
-                _save(directory / BEST_FILE, {"model": run.model.state_dict()})
+                _save(directory / BEST_FILE, {"model": run.scored.state_dict()})
         _plan_to_budget(run, train, time.perf_counter() - started, time.perf_counter() - epoch_started)
         if checkpoint is not None:
             _save(checkpoint, run.checkpoint())
@@ -366,7 +401,7 @@ def train_tiger(
                      state.best_epoch)
             break
     run.model.eval()
-    return run.model, state
+    return run.scored, state
 
 
 def load_weights(config: TigerConfig, path: pathlib.Path, device: str | None = None) -> Tiger:

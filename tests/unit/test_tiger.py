@@ -6,7 +6,14 @@ from models.beam_search import SemanticIdTrie, beam_search, exclusion_mask, scor
 from models.config import TigerConfig, TigerTrainConfig
 from models.examples import Examples, length_bucketed_batches, windows_of_prefixes
 from models.tiger import Tiger, encoder_tokens
-from models.tiger_training import CHECKPOINT_FILE, epochs_within_budget, recommend, train_tiger
+from models.tiger_training import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    WeightAverage,
+    epochs_within_budget,
+    recommend,
+    train_tiger,
+)
 
 SMALL = TigerConfig.debug(codebook_size=4, max_history=5)
 
@@ -86,11 +93,12 @@ def test_debug_model_overfits_a_tiny_set():
     assert (top1 == data.targets).mean() > 0.9
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_equals_uninterrupted(tmp_path, ema_decay):
     codes = catalog(n=20)
     data = _toy_sequences()
     config = TigerConfig.debug(codebook_size=4, max_history=5, dropout=0.2)
-    train = TigerTrainConfig(epochs=3, batch_size=16, warmup_steps=5, eval_users=20, beam_width=5)
+    train = TigerTrainConfig(epochs=3, batch_size=16, warmup_steps=5, eval_users=20, beam_width=5, ema_decay=ema_decay)
     straight, _ = train_tiger(codes, data, data, config, train, directory=tmp_path / "a", progress=False)
     _, first = train_tiger(codes, data, data, config, train, directory=tmp_path / "b", stop_after_epochs=1,
                            progress=False)
@@ -217,3 +225,37 @@ def test_length_bucketed_batches_cover_every_row_once_with_similar_lengths():
 def test_no_prefixes_give_no_windows():
     windows = windows_of_prefixes(_toy_sequences().take(np.zeros(0, dtype=np.int64)), width=5)
     assert len(windows) == 0 and windows.items.shape == (0, 6) and windows.targets == 0
+
+
+def test_weight_average_follows_the_ema_recurrence_with_its_warm_up():
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(model, decay=0.9)
+    expected = [p.detach().clone() for p in model.parameters()]
+    for step in range(30):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        average.update(step)
+        decay = min(0.9, (1 + step) / (10 + step))  # early steps lean on the new weights
+        expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, model.parameters(), strict=True)]
+    for got, want in zip(average.model.parameters(), expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert not any(p.requires_grad for p in average.model.parameters())
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_with_an_average_validation_and_best_weights_are_the_averaged_ones(tmp_path):
+    codes = catalog(n=20)
+    data = _toy_sequences()
+    train = TigerTrainConfig(epochs=1, batch_size=16, warmup_steps=5, eval_users=20, beam_width=5, ema_decay=0.95)
+    model, state = train_tiger(codes, data, data, SMALL, train, directory=tmp_path, progress=False)
+    assert state.best_epoch == state.epoch == 1
+    saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    best = torch.load(tmp_path / BEST_FILE, weights_only=True)["model"]
+    raw = saved["model"]
+    assert any(not torch.equal(raw[name], saved["average"][name]) for name in raw)  # the average is its own
+    for name, tensor in saved["average"].items():  # the one epoch is the best: best.pt holds its average
+        assert torch.equal(best[name], tensor), name
+    for name, tensor in model.state_dict().items():  # the returned model is the average, not the raw weights
+        assert torch.equal(tensor, saved["average"][name]), name
