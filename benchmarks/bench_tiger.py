@@ -4,7 +4,7 @@
 
 For each dataset the real jobs run into a scratch lakehouse: ingest ->
 embeddings (ALS for amazon-beauty, which has no item text; all-MiniLM-L6-v2
-over title + genres for ml-100k) -> RQ-VAE -> semantic IDs -> TIGER trained
+over title + genres for ml-100k; --embedding-source concat adds ALS to the text) -> RQ-VAE -> semantic IDs -> TIGER trained
 for a stated CPU budget (--minutes of wall clock on this machine; the best
 epoch by validation Recall@10 is kept) -> Recall@5/10, NDCG@5/10 on the test
 split with full ranking, TIGER and the baselines on the same users. SASRec is
@@ -55,7 +55,9 @@ BENCH = PRESETS["cpu-bench"]
 PAPER = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}  # Beauty, 200k steps
 
 
-def ingest_config(name: str):
+def ingest_config(name: str, source: str | None = None):
+    """The dataset's ingest and embedding configs; `source` overrides the embedding source (default: ALS for
+    amazon-beauty, which ships no item text, the item text for ml-100k)."""
     from pipelines.ingest.pipeline import IngestConfig
     from pipelines.items.embedding_job import EmbedItemsConfig
 
@@ -63,13 +65,15 @@ def ingest_config(name: str):
         path = SHARED / "amazon-beauty/user_sequence.txt"
         if not path.exists():
             return None
+        if source not in (None, "als"):
+            raise SystemExit(f"--embedding-source {source}: amazon-beauty ships no item text, only ALS applies")
         return (IngestConfig(format="sequences", dataset=name, run_date=RUN, events_paths=(str(path),)),
                 EmbedItemsConfig(run_date=RUN, source="als"))
     if not (SHARED / "ml-100k/u.data").exists():
         return None
     return (IngestConfig(format="movielens", dataset=name, run_date=RUN, events_paths=(str(SHARED / "ml-100k/u.data"),),
                          items_paths=(str(SHARED / "ml-100k/u.item"),)),
-            EmbedItemsConfig(run_date=RUN, source="text"))
+            EmbedItemsConfig(run_date=RUN, source=source or "text"))
 
 
 def build_semantic_ids(spark, catalog: Catalog, store: ArtifactStore, name: str, args) -> tuple[dict, dict] | None:
@@ -79,7 +83,7 @@ def build_semantic_ids(spark, catalog: Catalog, store: ArtifactStore, name: str,
     from pipelines.items.embedding_job import run_embed_items
     from pipelines.items.rqvae_job import TrainRQVAEJobConfig, run_train_rqvae
 
-    configs = ingest_config(name)
+    configs = ingest_config(name, args.embedding_source)
     if configs is None:
         print(f"{name}: not found under {SHARED}, skipped")
         return None
@@ -118,7 +122,7 @@ def tiger_configs(args, seed: int = 0) -> tuple[TigerConfig, TigerTrainConfig]:
         schedule, epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
         max_minutes=args.minutes, eval_users=args.eval_users, beam_width=args.beam_width, seed=seed,
         **{k: v for k, v in (("weight_decay", args.weight_decay), ("label_smoothing", args.label_smoothing),
-                             ("patience", args.patience)) if v is not None})
+                             ("patience", args.patience), ("ema_decay", args.ema_decay)) if v is not None})
     return model, train
 
 
@@ -245,6 +249,9 @@ def add_tiger_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=None, help="default: the preset's")
     parser.add_argument("--label-smoothing", type=float, default=None, help="default: the preset's")
     parser.add_argument("--weight-decay", type=float, default=None, help="default: the preset's")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="score and keep a moving average of the weights with this decay per step "
+                             "(default: the preset's)")
     parser.add_argument("--dropout", type=float, default=None, help="TIGER's dropout (default: the preset's)")
     parser.add_argument("--causal-encoder", choices=["on", "off"], default=None,
                         help="train on windows with a causal encoder, or on prefixes (default: the preset's)")
@@ -254,6 +261,8 @@ def add_tiger_args(parser: argparse.ArgumentParser) -> None:
                         help="SASRec's budget per dropout candidate (0: no SASRec)")
     parser.add_argument("--beam-width", type=int, default=schedule.beam_width)
     parser.add_argument("--rqvae-epochs", type=int, default=BENCH.rqvae_epochs)
+    parser.add_argument("--embedding-source", choices=["text", "als", "concat"], default=None,
+                        help="item vectors the semantic IDs come from (default: ALS for amazon-beauty, text for ml-100k)")
 
 
 def main() -> None:
