@@ -4,9 +4,10 @@
 
 For each dataset the real jobs run into a scratch lakehouse: ingest ->
 embeddings (ALS for amazon-beauty, which has no item text; all-MiniLM-L6-v2
-over title + genres for ml-100k; --embedding-source concat adds ALS to the text) -> RQ-VAE -> semantic IDs -> TIGER trained
-for a stated CPU budget (--minutes of wall clock on this machine; the best
-epoch by validation Recall@10 is kept) -> Recall@5/10, NDCG@5/10 on the test
+over title + genres for ml-100k; --embedding-source concat adds ALS to the
+text) -> RQ-VAE -> semantic IDs -> TIGER trained for a stated CPU budget
+(--minutes of wall clock on this machine; the best epoch by validation
+Recall@10 is kept) -> Recall@5/10, NDCG@5/10 on the test
 split with full ranking, TIGER and the baselines on the same users. SASRec is
 trained in the same run (dropout chosen on validation, --sasrec-minutes per
 candidate). TIGER and SASRec are trained once per --seeds seed on the same

@@ -16,6 +16,7 @@ import os
 import pathlib
 import time
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from models.metrics import per_user_gains, standard_error
 from models.tiger import Tiger, encoder_tokens, user_buckets
 
 log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=torch.nn.Module)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
@@ -128,17 +131,17 @@ def recommend(
     return BeamResult(torch.cat(items), torch.cat(scores))
 
 
-class WeightAverage:
+class WeightAverage(Generic[ModelT]):
     """An exponential moving average of a model's parameters, kept in a copy of the model.
 
     The decay ramps up as min(decay, (1 + t) / (10 + t)) at step t, so the average is not dominated by the
     random initial weights early in a run. One fused lerp per step and no host sync."""
 
-    def __init__(self, model: torch.nn.Module, decay: float):
+    def __init__(self, model: ModelT, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
         self.decay = decay
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model: ModelT = copy.deepcopy(model).eval().requires_grad_(False)
         self._source = [p.detach() for p in model.parameters()]
         self._average: list[torch.Tensor] = list(self.model.parameters())
 
@@ -158,12 +161,12 @@ class _Run:
     schedule: WarmupCosine
     state: TigerState
     steps_per_epoch: int
-    average: WeightAverage | None = None
+    average: WeightAverage[Tiger] | None = None
 
     @property
     def scored(self) -> Tiger:
         """The weights that validation scores and best.pt keeps: the average when there is one."""
-        return self.model if self.average is None else self.average.model  # type: ignore[return-value]
+        return self.model if self.average is None else self.average.model
 
     def checkpoint(self) -> dict:
         average = {} if self.average is None else {"average": self.average.model.state_dict()}
