@@ -5,6 +5,10 @@ Examples:
   tigertwin ingest --format sequences --path ../shared/data/amazon-beauty --dataset beauty
   tigertwin ingest --format amazon2014 --events reviews_Beauty_5.json.gz --items meta_Beauty.json.gz
   tigertwin ingest --format tabular --events clicks.csv --events-mapping '{"user_id": "uid", "item_id": "sku", "ts": "time"}'
+  tigertwin ingest --format tabular --events clicks-2024-03-02.csv --run-date 2024-03-02 --batch-id clicks.2024-03-02 ...
+
+Each run is one batch (--batch-id, or dataset + run date + input paths): its events replace exactly that
+batch's earlier rows, so late events for an earlier day never erase that day's other batches.
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help='tabular: JSON {silver column: file column} for items')
     parser.add_argument("--dataset", help="short dataset name used in run ids (default: from the path)")
     parser.add_argument("--mode", choices=["merge", "replace"], default="merge",
-                        help="merge: upsert items, replace the event dates present; replace: rewrite both")
+                        help="merge: upsert items, replace this batch's own events (never another batch's, "
+                             "whatever their dates); replace: rewrite both tables from this input alone")
+    parser.add_argument("--batch-id",
+                        help="the delivery this run is; a rerun with the same id replaces exactly its rows "
+                             "(default: dataset.run-date.<hash of the input paths>; letters, digits, . _ + -)")
+    parser.add_argument("--keep-repeats", action="store_true",
+                        help="keep every delivery of an event key (the source truly repeats events); "
+                             "default: keep the first delivery and count the rest in ops.metrics")
     parser.add_argument("--k-core", type=int, default=0, help="keep users/items with >= k events (0 = off)")
     parser.add_argument("--max-bad-fraction", type=float, default=0.01,
                         help="fail when more than this share of an input table's rows is quarantined "
@@ -63,7 +74,7 @@ def config_from(args: argparse.Namespace) -> IngestConfig:
         format=args.format, dataset=dataset.replace("_", "-"), run_date=args.run_date,
         events_paths=events, items_paths=items,
         events_mapping=tuple(args.events_mapping.items()), items_mapping=tuple(args.items_mapping.items()),
-        mode=args.mode, k_core=args.k_core, max_bad_fraction=args.max_bad_fraction,
+        mode=args.mode, batch_id=args.batch_id, keep_repeats=args.keep_repeats, k_core=args.k_core, max_bad_fraction=args.max_bad_fraction,
         earliest_event_time=args.earliest_event_time, latest_event_days_ahead=args.latest_event_days_ahead,
     )
 

@@ -54,14 +54,14 @@ from pipelines.ranking.serving import RankerFeatures, load_ranker, rerank, resol
 from pipelines.retrieval.inputs import item_vectors_by_row
 from pipelines.retrieval.sequences import ItemIndex, serving_histories
 from pipelines.retrieval.serving import load_tiger, resolve_tiger, tiger_top_k
-from pipelines.splits import SplitConfig
+from pipelines.splits import SEQUENCE_COLUMNS, SplitConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
-EVENT_COLUMNS = ("user_id", "item_id", "ts")
+EVENT_COLUMNS = SEQUENCE_COLUMNS
 CLUSTER_COLUMNS = ("user_id", "cluster_id", "size", "representative_item_id", *CROSS_FEATURES)
 Engine = Literal["spark", "local"]
 

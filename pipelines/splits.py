@@ -1,6 +1,6 @@
 """The one leave-one-out split that training and evaluation share.
 
-Per user, events ordered by (ts, item_id): the last is test, the second to
+Per user, events ordered by (ts, source_file, source_line): the last is test, the second to
 last validation, the rest training. Users with fewer than 3 events are
 training only (nothing to hold out). Histories given to a model are cut to
 the last `max_history` items before the target, as in TIGER (20).
@@ -17,7 +17,17 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 Role = Literal["train", "valid", "test"]
-ORDER = ("ts", "item_id")  # item_id breaks ties between events of the same second
+# Events of the same second keep the order their source wrote them (file, then line); item_id only
+# orders rows that carry no source position (ad-hoc frames in tests and tools).
+ORDER = ("ts", "source_file", "source_line", "item_id")
+# The silver.events columns every sequence reader needs: the key and the order.
+SEQUENCE_COLUMNS = ("user_id", "item_id", "ts", "source_file", "source_line")
+
+
+def in_event_order(events: pd.DataFrame) -> pd.DataFrame:
+    """Each user's events in the one order (see ORDER); columns it lacks are skipped (ad-hoc frames)."""
+    order = [c for c in ORDER if c in events.columns]
+    return events.sort_values(["user_id", *order], kind="stable")
 MIN_EVENTS_TO_HOLD_OUT = 3
 
 
@@ -28,7 +38,7 @@ class SplitConfig:
 
 def assign_roles(events: pd.DataFrame) -> pd.Series:
     """'train' / 'valid' / 'test' for each row of `events` (user_id, item_id, ts), index-aligned."""
-    ordered = events.sort_values(["user_id", *ORDER], kind="stable")
+    ordered = in_event_order(events)
     from_end = ordered.groupby("user_id", sort=False).cumcount(ascending=False)
     size = ordered.groupby("user_id", sort=False)["item_id"].transform("size")
     role = pd.Series("train", index=ordered.index, dtype=object)
@@ -44,7 +54,7 @@ def assign_roles_spark(events: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     by_user = Window.partitionBy("user_id")
-    backwards = by_user.orderBy(*[F.col(c).desc() for c in ORDER])
+    backwards = by_user.orderBy(*[F.col(c).desc() for c in ORDER if c in events.columns])
     from_end = F.row_number().over(backwards) - 1
     held = F.count(F.lit(1)).over(by_user) >= MIN_EVENTS_TO_HOLD_OUT
     return events.withColumn(
@@ -59,7 +69,7 @@ def leave_one_out(events: pd.DataFrame, config: SplitConfig = SplitConfig()) -> 
     'train' holds each user's full training sequence as `history` and no target:
     models build their own prefixes from it.
     """
-    ordered = events.sort_values(["user_id", *ORDER], kind="stable")
+    ordered = in_event_order(events)
     sequences = ordered.groupby("user_id", sort=True)["item_id"].agg(list)
     cut = config.max_history
     train, valid, test = [], [], []

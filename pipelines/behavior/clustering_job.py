@@ -32,7 +32,9 @@ from pipelines.lakehouse.catalog import (
 from pipelines.lakehouse.config import logical_time
 from pipelines.lakehouse.delta import table_version
 from pipelines.lakehouse.table_io import read_table, write_table
-from pipelines.splits import assign_roles_spark
+from pipelines.splits import ORDER, SEQUENCE_COLUMNS, assign_roles_spark
+
+_POSITION = ("source_file", "source_line")
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -86,7 +88,7 @@ def cluster_user_frame(events: pd.DataFrame, config: ClusteringConfig) -> pd.Dat
     """One user's events (user_id, item_id, ts, completion, rating, embedding) -> output rows of all kinds."""
     user = events["user_id"].iloc[0]
     # Spark delivers a group's rows in no fixed order and k-means depends on it: sort first.
-    events = events.sort_values(["ts", "item_id"], kind="stable").reset_index(drop=True)
+    events = events.sort_values([c for c in ORDER if c in events.columns], kind="stable").reset_index(drop=True)
     vectors = events["embedding"].tolist()
     dim = next((len(v) for v in vectors if v is not None), 1)
     x = np.stack([np.asarray(v, np.float32) if v is not None else np.full(dim, np.nan, np.float32) for v in vectors])
@@ -130,10 +132,15 @@ def cluster_user_frame(events: pd.DataFrame, config: ClusteringConfig) -> pd.Dat
 
 
 def history_fingerprint(events: DataFrame) -> DataFrame:
+    """Per user: event count, latest event, and an order-free digest of every event's key and values, so a
+    correction that swaps one old event for another (same count, same latest time) still re-clusters."""
     from pyspark.sql import functions as F
 
+    hashed = F.xxhash64("item_id", "ts", "completion", "rating", *_POSITION).cast("decimal(38,0)")
     return events.groupBy("user_id").agg(
-        F.count(F.lit(1)).alias("history_events"), F.max("ts").alias("history_last_ts")
+        F.count(F.lit(1)).alias("history_events"), F.max("ts").alias("history_last_ts"),
+        F.sha2(F.concat_ws(":", F.count(F.lit(1)).cast("string"), F.sum(hashed).cast("string")), 256)
+        .alias("history_digest"),
     )
 
 
@@ -142,7 +149,7 @@ def cap_history(events: DataFrame, max_events: int) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    recent_first = Window.partitionBy("user_id").orderBy(F.col("ts").desc(), F.col("item_id").desc())
+    recent_first = Window.partitionBy("user_id").orderBy(*[F.col(c).desc() for c in ORDER])
     return events.withColumn("_rank", F.row_number().over(recent_first)).filter(
         F.col("_rank") <= max_events
     ).drop("_rank")
@@ -169,7 +176,7 @@ def _read_events(spark: SparkSession, catalog: Catalog, holdout: Holdout) -> Dat
     """silver.events without the held-out roles the config names."""
     from pyspark.sql import functions as F
 
-    events = read_table(spark, catalog, SILVER_EVENTS.name).select("user_id", "item_id", "ts", "completion", "rating")
+    events = read_table(spark, catalog, SILVER_EVENTS.name).select(*SEQUENCE_COLUMNS, "completion", "rating")
     if holdout == "none":
         return events
     held = ["test"] if holdout == "test" else ["valid", "test"]
@@ -186,11 +193,11 @@ def _previous(spark: SparkSession, catalog: Catalog, full_refresh: bool) -> _Pre
 
 
 def _users_to_recluster(fingerprint: DataFrame, previous: _Previous) -> DataFrame:
-    """Users whose history (event count, latest event) differs from what their clusters were built from."""
+    """Users whose history (the digest of every event) differs from what their clusters were built from."""
     if previous.clusters is None:
         return fingerprint.select("user_id").localCheckpoint()
-    seen = previous.clusters.select("user_id", "history_events", "history_last_ts").distinct()
-    changed = fingerprint.join(seen, ["user_id", "history_events", "history_last_ts"], "left_anti")
+    seen = previous.clusters.select("user_id", "history_digest").distinct()
+    changed = fingerprint.join(seen, ["user_id", "history_digest"], "left_anti")
     return changed.select("user_id").localCheckpoint()
 
 

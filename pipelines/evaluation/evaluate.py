@@ -36,7 +36,7 @@ from pipelines.ranking.serving import RankerFeatures, evaluate_ranker, load_rank
 from pipelines.retrieval.inputs import RetrievalInputs, item_vectors_by_row, load_retrieval_inputs
 from pipelines.retrieval.sequences import SequenceData, build_sequences, training_item_counts
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
-from pipelines.splits import SplitConfig
+from pipelines.splits import SEQUENCE_COLUMNS, SplitConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -104,7 +104,7 @@ def method_metrics(ranked: np.ndarray, targets: np.ndarray, unreachable: int) ->
 
 def long_sequences(catalog: Catalog, inputs: RetrievalInputs, width: int) -> SequenceData:
     """The same split as `inputs` (same events version, same item rows) with histories `width` items wide."""
-    events, _ = read_table_arrow(catalog, SILVER_EVENTS.name, columns=["user_id", "item_id", "ts"],
+    events, _ = read_table_arrow(catalog, SILVER_EVENTS.name, columns=list(SEQUENCE_COLUMNS),
                                  version=inputs.table_versions[SILVER_EVENTS.name])
     return build_sequences(events.to_pandas(), inputs.index, SplitConfig(max_history=width))
 

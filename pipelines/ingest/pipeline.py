@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from pipelines.errors import IngestError
+from pipelines.ingest.batches import (
+    BatchWrite,
+    check_batch_id,
+    default_batch_id,
+    plan_batch,
+    versions_of_event_tables,
+)
 from pipelines.ingest.formats import FORMATS, Kind, LineFormat, parse_lines, tabular_format
 from pipelines.ingest.reader import FORMAT_NAME as LINES_FORMAT
 from pipelines.ingest.reader import (
@@ -24,10 +31,15 @@ from pipelines.ingest.reader import (
     parquet_columns,
 )
 from pipelines.ingest.records import TimeRange
-from pipelines.lakehouse.catalog import SILVER_EVENTS, SILVER_ITEMS, Catalog
+from pipelines.lakehouse.catalog import (
+    SILVER_EVENT_REDELIVERIES,
+    SILVER_EVENTS,
+    SILVER_ITEMS,
+    Catalog,
+)
 from pipelines.lakehouse.config import logical_time
 from pipelines.lakehouse.delta import retry_on_conflict, table_version
-from pipelines.lakehouse.ops import write_metrics, write_quarantine
+from pipelines.lakehouse.ops import has_metrics, write_metrics, write_quarantine
 from pipelines.lakehouse.table_io import read_table, write_table
 
 if TYPE_CHECKING:
@@ -36,8 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGED_EVENTS = (
-    "user_id string, item_id string, ts timestamp, event_type string, rating double, "
-    "completion double, source string, row_number long, error string, raw string, raw_truncated boolean"
+    "user_id string, item_id string, ts timestamp, event_type string, rating double, completion double, "
+    "source_event_id string, source string, row_number long, error string, raw string, raw_truncated boolean"
 )
 STAGED_ITEMS = (
     "item_id string, title string, brand string, categories array<string>, description string, "
@@ -58,8 +70,12 @@ class IngestConfig:
     # tabular: {silver column: source column}; synthetic files already use silver names.
     events_mapping: tuple[tuple[str, str], ...] = ()
     items_mapping: tuple[tuple[str, str], ...] = ()
-    # merge: upsert items by id, replace only the event dates present; replace: both tables anew.
+    # merge: upsert items by id, replace this batch's own events (batches.py); replace: both tables anew.
     mode: Literal["merge", "replace"] = "merge"
+    # The delivery this run is (None: dataset + run date + input paths); a rerun of it replaces its rows.
+    batch_id: str | None = None
+    # Keep every delivery of an event key (sources whose events truly repeat) instead of the first.
+    keep_repeats: bool = False
     k_core: int = 0  # 0 = off; else keep users and items with >= k events (iteratively)
     # Per input table (events, items): fail when more than this share of its rows is quarantined.
     max_bad_fraction: float = 0.01
@@ -74,8 +90,14 @@ class IngestConfig:
         return TimeRange(self.earliest_event_time, latest - dt.timedelta(microseconds=1))
 
     @property
+    def batch(self) -> str:
+        if self.batch_id is not None:
+            return check_batch_id(self.batch_id)
+        return default_batch_id(self.dataset, self.run_date, [*self.events_paths, *self.items_paths])
+
+    @property
     def run_id(self) -> str:
-        return f"ingest-{self.dataset}-{self.run_date.isoformat()}"
+        return f"ingest-{self.batch}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +112,8 @@ def line_format(config: IngestConfig, kind: Kind) -> LineFormat:
     if config.format in TABULAR_FORMATS:
         columns = SILVER_EVENTS.schema.names if kind == "events" else SILVER_ITEMS.schema.names
         given = dict(config.events_mapping if kind == "events" else config.items_mapping)
-        mapping = given or {c: c for c in columns if c not in ("content_hash", "updated_at", "event_date", "source")}
+        derived = ("content_hash", "updated_at", "event_date", "source", "ingest_batch", "source_file", "source_line")
+        mapping = given or {c: c for c in columns if c not in derived}
         return tabular_format(kind, mapping, event_type="play" if config.format == "synthetic" else "interaction")
     try:
         return FORMATS[config.format][kind]
@@ -307,16 +330,20 @@ def split_events(
     n_unknown, n_known = unknown.count(), events.count()
     counts["events_read"] = n_known + n_unknown
     counts["events_unknown_item"] = n_unknown
-    events = latest_per_key(events, list(SILVER_EVENTS.key)).localCheckpoint()
+    if not config.keep_repeats:
+        events = latest_per_key(events, list(SILVER_EVENTS.key)).localCheckpoint()
     counts["events_duplicates_removed"] = n_known - events.count()
     if config.k_core > 0:
         before = events.count()
         events = k_core(events, config.k_core)
         counts["events_removed_by_k_core"] = before - events.count()
     events = (
-        events.drop("row_number", "raw", "raw_truncated")
+        events.drop("raw", "raw_truncated")
+        .withColumnRenamed("source", "source_file")
+        .withColumnRenamed("row_number", "source_line")
         .withColumn("source", F.lit(config.dataset))
         .withColumn("event_date", F.to_date("ts"))
+        .withColumn("ingest_batch", F.lit(config.batch))
     )
     return events, unknown
 
@@ -359,24 +386,69 @@ def quarantine_and_gate(
 
 def write_silver(
     spark: SparkSession, catalog: Catalog, config: IngestConfig, items: DataFrame, items_read_version: int | None,
-    events: DataFrame, events_read_version: int | None,
-) -> dict[str, int | None]:
-    """Items first, then events, one atomic commit each. A kill between the two leaves the new items
-    beside the old events; rerunning the same date repairs the pair (the upsert is a no-op the second time)."""
-    meta = {"run_id": config.run_id}
+    events: DataFrame, counts: dict[str, int],
+) -> tuple[dict[str, int | None], bool]:
+    """Items first, then this batch's events, then its redeliveries, one atomic commit each. A kill between
+    two leaves every table at a committed version; rerunning the batch repairs them (each step is idempotent).
+    Returns the tables' versions and whether silver.events already held exactly this delivery."""
+    meta = {"run_id": config.run_id, "ingest_batch": config.batch}
     versions: dict[str, int | None] = {}
+    events_version, redeliveries_version = versions_of_event_tables(catalog)
     versions[SILVER_ITEMS.name] = write_table(
         spark, catalog, SILVER_ITEMS.name, items, mode="overwrite", read_version=items_read_version,
         custom_metadata=meta,
     )
-    replace: list[dict[str, object]] | None = None
-    if config.mode == "merge":
-        replace = [{"event_date": r["event_date"]} for r in events.select("event_date").distinct().collect()]
+    if config.mode == "replace":
+        return {**versions, **_replace_events(spark, catalog, config, events, events_version, meta)}, False
+    plan = plan_batch(spark, catalog, config.batch, events, keep_repeats=config.keep_repeats,
+                      events_version=events_version, redeliveries_version=redeliveries_version)
+    counts.update(plan.counts)
+    counts.update({f"events_duplicate_across_batches[{b}]": n for b, n in sorted(plan.duplicates_by_batch.items())})
+    _log_plan(config, plan)
+    if plan.unchanged:
+        log.info("batch %s: silver.events already holds exactly this delivery; nothing to commit", config.batch)
+        versions[SILVER_EVENTS.name] = events_version
+        versions[SILVER_EVENT_REDELIVERIES.name] = redeliveries_version
+        return versions, True
     versions[SILVER_EVENTS.name] = write_table(
-        spark, catalog, SILVER_EVENTS.name, events, mode="overwrite", replace_partitions=replace,
-        read_version=events_read_version, custom_metadata=meta,
+        spark, catalog, SILVER_EVENTS.name, plan.events, mode="overwrite", replace_partitions=plan.events_partitions,
+        read_version=events_version, custom_metadata=meta, guard=plan.events_guard,
     )
-    return versions
+    versions[SILVER_EVENT_REDELIVERIES.name] = write_table(
+        spark, catalog, SILVER_EVENT_REDELIVERIES.name, plan.redeliveries, mode="overwrite",
+        replace_partitions=plan.redeliveries_partitions, read_version=redeliveries_version, custom_metadata=meta,
+    )
+    return versions, False
+
+
+def _log_plan(config: IngestConfig, plan: BatchWrite) -> None:
+    c = plan.counts
+    log.info("batch %s: %d event(s) added, %d removed, %d restored from other batches' redeliveries",
+             config.batch, c["events_added"], c["events_removed"], c["events_restored_from_redeliveries"])
+    for batch, n in sorted(plan.duplicates_by_batch.items()):
+        log.warning("batch %s: %d event(s) were already delivered by batch %s; kept its copy "
+                    "(silver.event_redeliveries holds these; --keep-repeats keeps both)", config.batch, n, batch)
+
+
+def _replace_events(
+    spark: SparkSession, catalog: Catalog, config: IngestConfig, events: DataFrame, events_version: int | None,
+    meta: dict[str, str],
+) -> dict[str, int | None]:
+    """--mode replace: silver.events becomes this batch alone; says what it drops."""
+    from pyspark.sql import functions as F
+
+    if events_version is not None:
+        old = read_table(spark, catalog, SILVER_EVENTS.name, version=events_version)
+        stats = old.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("ingest_batch").alias("batches")).collect()[0]
+        log.warning("--mode replace: dropping silver.events version %d (%d row(s) of %d batch(es)) for batch %s",
+                    events_version, stats["rows"], stats["batches"], config.batch)
+    empty = spark.createDataFrame([], SILVER_EVENT_REDELIVERIES.spark_schema())
+    return {
+        SILVER_EVENTS.name: write_table(spark, catalog, SILVER_EVENTS.name, events, mode="overwrite",
+                                        read_version=events_version, custom_metadata=meta),
+        SILVER_EVENT_REDELIVERIES.name: write_table(spark, catalog, SILVER_EVENT_REDELIVERIES.name, empty,
+                                                    mode="overwrite", allow_empty=True, custom_metadata=meta),
+    }
 
 
 def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> IngestReport:
@@ -386,16 +458,19 @@ def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> I
 
     def attempt() -> IngestReport:
         counts: dict[str, int] = {}
-        events_read_version = table_version(catalog.location(SILVER_EVENTS.name), catalog.storage_options or None)
         items, items_read_version = merged_items(spark, catalog, config, staged, counts)
         events, unknown = split_events(good_rows(staged.events), items, config, counts)
         events = events.localCheckpoint()
         by_reason = quarantine_and_gate(spark, catalog, config, staged, unknown, counts)
-        versions = write_silver(spark, catalog, config, items, items_read_version, events, events_read_version)
+        versions, unchanged = write_silver(spark, catalog, config, items, items_read_version, events, counts)
         counts["items_written"] = items.count()
-        counts["events_written"] = events.count()
+        # the batch's own rows: its delivery less the events another batch already holds
+        counts["events_written"] = events.count() - counts.get("events_duplicate_across_batches", 0)
         metrics = {**counts, **{f"quarantined[{k}]": v for k, v in by_reason.items()}}
-        write_metrics(spark, catalog, "ingest", config.run_id, metrics, logical_time(config.run_date))
+        # A rerun of a delivery silver already holds keeps the metrics of the run that wrote it.
+        if not (unchanged and has_metrics(spark, catalog, "ingest", config.run_id)):
+            write_metrics(spark, catalog, "ingest", config.run_id, metrics, logical_time(config.run_date))
         return IngestReport(config.run_id, counts, by_reason, versions)
 
-    return retry_on_conflict(attempt, what=f"ingest {config.run_id}")
+    # Batches writing the same days conflict only at commit (one re-reads and dedups against the other).
+    return retry_on_conflict(attempt, what=f"ingest {config.run_id}", attempts=12)

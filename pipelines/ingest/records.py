@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-EVENT_COLUMNS = ("user_id", "item_id", "ts", "event_type", "rating", "completion")
+EVENT_COLUMNS = ("user_id", "item_id", "ts", "event_type", "rating", "completion", "source_event_id")
 ITEM_COLUMNS = ("item_id", "title", "brand", "categories", "description", "price")
 MAX_ID_CHARS = 1024  # an id longer than this is a broken row, not a key
 MAX_TEXT_CHARS = 1 << 20  # as the CSV reader's per-field limit
@@ -52,6 +52,14 @@ def _id(raw: Mapping[str, Any], key: str) -> str:
     if len(text) > MAX_ID_CHARS:
         raise BadRow(f"too large: column {key}: an id of {len(text):,} characters (limit {MAX_ID_CHARS:,})")
     return text
+
+
+def _optional_id(raw: Mapping[str, Any], key: str) -> str | None:
+    """An id a source may leave out (an event's own id): absent or blank is None, anything else is checked."""
+    value = raw.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _id(raw, key)
 
 
 def _number(raw: Mapping[str, Any], key: str) -> float | None:
@@ -157,6 +165,7 @@ def coerce_event(raw: Mapping[str, Any], default_event_type: str, times: TimeRan
         "event_type": str(event_type),
         "rating": _number(raw, "rating"),
         "completion": completion,
+        "source_event_id": _optional_id(raw, "source_event_id"),
     }
 
 

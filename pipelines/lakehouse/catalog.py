@@ -55,21 +55,37 @@ SILVER_ITEMS = TableSpec(
     description="One row per catalog item; content_hash changes when any content field does.",
 )
 
+_EVENT_FIELDS = (
+    pa.field("user_id", pa.string(), nullable=False),
+    pa.field("item_id", pa.string(), nullable=False),
+    pa.field("ts", _TS, nullable=False),
+    pa.field("event_type", pa.string(), nullable=False),
+    pa.field("rating", pa.float64()),
+    pa.field("completion", pa.float64()),
+    pa.field("source", pa.string(), nullable=False),  # the dataset name given to ingest
+    pa.field("source_event_id", pa.string()),  # the source's own event id, when it has one (part of the key)
+    pa.field("source_file", pa.string(), nullable=False),  # the input file the row came from
+    pa.field("source_line", pa.int64(), nullable=False),  # its 1-based line or row ordinal in that file
+    pa.field("event_date", pa.date32(), nullable=False),
+    pa.field("ingest_batch", pa.string(), nullable=False),  # the delivery that wrote it (see pipelines/ingest/batches.py)
+)
+
 SILVER_EVENTS = TableSpec(
     name="silver.events",
-    schema=_schema(
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("item_id", pa.string(), nullable=False),
-        pa.field("ts", _TS, nullable=False),
-        pa.field("event_type", pa.string(), nullable=False),
-        pa.field("rating", pa.float64()),
-        pa.field("completion", pa.float64()),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("event_date", pa.date32(), nullable=False),
-    ),
-    key=("user_id", "item_id", "ts"),
-    partition_by=("event_date",),
-    description="User-item interactions; completion in [0, 1] or null when unknown.",
+    schema=_schema(*_EVENT_FIELDS),
+    key=("user_id", "item_id", "ts", "source_event_id"),
+    # event_date first: reads prune by day; ingest_batch second: a rerun replaces exactly its own batch.
+    partition_by=("event_date", "ingest_batch"),
+    description="User-item interactions, one row per event key; completion in [0, 1] or null when unknown.",
+)
+
+SILVER_EVENT_REDELIVERIES = TableSpec(
+    name="silver.event_redeliveries",
+    schema=_schema(*_EVENT_FIELDS, pa.field("kept_batch", pa.string(), nullable=False)),
+    key=("ingest_batch", "user_id", "item_id", "ts", "source_event_id"),
+    partition_by=("ingest_batch",),
+    description="Events a batch delivered that silver.events already held from an earlier batch (kept_batch); "
+                "restored into silver.events when that batch's correction drops them.",
 )
 
 OPS_QUARANTINE = TableSpec(
@@ -134,6 +150,7 @@ GOLD_USER_CLUSTERS = TableSpec(
         # the history this was computed from: a user is re-clustered when these change
         pa.field("history_events", pa.int64(), nullable=False),
         pa.field("history_last_ts", _TS, nullable=False),
+        pa.field("history_digest", pa.string(), nullable=False),  # of every event's key and values
         pa.field("as_of", _TS, nullable=False),
     ),
     key=("user_id", "cluster_id"),
@@ -189,7 +206,7 @@ GOLD_CANDIDATES = TableSpec(
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
-        SILVER_ITEMS, SILVER_EVENTS, OPS_QUARANTINE, OPS_METRICS,
+        SILVER_ITEMS, SILVER_EVENTS, SILVER_EVENT_REDELIVERIES, OPS_QUARANTINE, OPS_METRICS,
         GOLD_ITEM_EMBEDDINGS, GOLD_USER_CLUSTERS, GOLD_USER_CLUSTER_MEMBERS,
         GOLD_SEMANTIC_IDS, GOLD_CANDIDATES,
     )

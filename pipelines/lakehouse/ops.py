@@ -65,6 +65,16 @@ def write_quarantine(
     return replace_run_rows(spark, catalog, OPS_QUARANTINE.name, {"table": table}, run_id, rows)
 
 
+def has_metrics(spark: SparkSession, catalog: Catalog, job: str, run_id: str) -> bool:
+    """Whether ops.metrics already holds rows of this job run."""
+    from pyspark.sql import functions as F
+
+    if table_version(catalog.location(OPS_METRICS.name), catalog.storage_options or None) is None:
+        return False
+    rows = read_table(spark, catalog, OPS_METRICS.name, partitions=lambda p: p.get("job") == job)
+    return rows.filter(F.col("run_id") == run_id).limit(1).count() > 0
+
+
 def write_metrics(
     spark: SparkSession,
     catalog: Catalog,

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from pipelines.lakehouse.catalog import Catalog, get_spec
-from pipelines.lakehouse.delta.commit import WriteMode
-from pipelines.lakehouse.delta.reads import read_delta, read_delta_arrow
+from pipelines.lakehouse.delta.commit import WriteGuard, WriteMode
+from pipelines.lakehouse.delta.reads import PartitionFilter, read_delta, read_delta_arrow
 from pipelines.lakehouse.delta.writes import AT_WRITE_START, ReadVersion, write_delta
 
 if TYPE_CHECKING:
@@ -23,11 +23,14 @@ if TYPE_CHECKING:
 
 
 def read_table(
-    spark: SparkSession, catalog: Catalog, name: str, *, version: int | None = None
+    spark: SparkSession, catalog: Catalog, name: str, *, version: int | None = None,
+    partitions: PartitionFilter | None = None,
 ) -> DataFrame:
+    """A catalog table's snapshot (or `version`); `partitions` keeps only the files of the partitions it accepts."""
     get_spec(name)
     return read_delta(
-        spark, catalog.location(name), version=version, storage_options=catalog.storage_options or None
+        spark, catalog.location(name), version=version, storage_options=catalog.storage_options or None,
+        partitions=partitions,
     )
 
 
@@ -51,6 +54,7 @@ def write_table(
     read_version: ReadVersion = AT_WRITE_START,
     allow_empty: bool = False,
     custom_metadata: dict[str, str] | None = None,
+    guard: WriteGuard | None = None,
 ) -> int:
     """Write a catalog table with its schema and partitioning enforced."""
     spec = get_spec(name)
@@ -66,5 +70,6 @@ def write_table(
         allow_empty=allow_empty,
         storage_options=catalog.storage_options or None,
         custom_metadata=custom_metadata,
+        guard=guard,
     )
 

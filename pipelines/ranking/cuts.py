@@ -20,7 +20,7 @@ from pipelines.behavior.clustering import cluster_history
 from pipelines.behavior.config import ClusteringConfig
 from pipelines.ranking.examples import UserClusters, cluster_key_features
 from pipelines.retrieval.sequences import ItemIndex, right_aligned
-from pipelines.splits import ORDER, assign_roles
+from pipelines.splits import assign_roles, in_event_order
 
 CUT_SEPARATOR = "\x1f"  # "<user>\x1f<events before the cut>": a key per cut, never a real user id
 
@@ -51,7 +51,7 @@ def training_cuts(events: pd.DataFrame, vectors: np.ndarray, index: ItemIndex, c
     (the split's validation and test events) are dropped here. Items without a semantic ID are skipped."""
     frame = events.assign(row=index.rows(events["item_id"]))
     frame = frame[(assign_roles(frame) == "train").to_numpy() & (frame["row"] >= 0).to_numpy()]
-    frame = frame.sort_values(["user_id", *ORDER], kind="stable")
+    frame = in_event_order(frame)
     seconds = ((pd.to_datetime(frame["ts"], utc=True) - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1))
     frame = frame.assign(seconds=seconds.to_numpy(np.float64))
     keys, items, sizes, cross, users, histories, positives = [], [], [], [], [], [], []

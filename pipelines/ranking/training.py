@@ -49,6 +49,7 @@ from pipelines.ranking.serving import (
 )
 from pipelines.retrieval.inputs import RetrievalInputs
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
+from pipelines.splits import SEQUENCE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def load_training_cuts(catalog: Catalog, inputs: RankerInputs, train: TwinTrainC
                        clustering: ClusteringConfig = ClusteringConfig()) -> CutExamples:
     """The training cuts of every user, from silver.events at the version the inputs were read at."""
     events, _ = read_table_arrow(catalog, SILVER_EVENTS.name,
-                                 columns=["user_id", "item_id", "ts", "completion", "rating"],
+                                 columns=[*SEQUENCE_COLUMNS, "completion", "rating"],
                                  version=inputs.table_versions[SILVER_EVENTS.name])
     started = time.perf_counter()
     cuts = training_cuts(events.to_pandas(), inputs.vectors, inputs.retrieval.index, clustering,

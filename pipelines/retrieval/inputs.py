@@ -18,7 +18,7 @@ from pipelines.lakehouse.catalog import (
 )
 from pipelines.lakehouse.table_io import read_table_arrow
 from pipelines.retrieval.sequences import ItemIndex, SequenceData, build_sequences
-from pipelines.splits import SplitConfig
+from pipelines.splits import SEQUENCE_COLUMNS, SplitConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def load_retrieval_inputs(catalog: Catalog, split: SplitConfig = SplitConfig()) 
     versions = sorted(set(ids.column("rqvae_version").to_pylist()))
     if len(versions) != 1:
         raise UpstreamTableError(f"{GOLD_SEMANTIC_IDS.name} mixes RQ-VAE versions {versions}; rerun assign-semantic-ids")
-    events, events_version = read_table_arrow(catalog, SILVER_EVENTS.name, columns=["user_id", "item_id", "ts"])
+    events, events_version = read_table_arrow(catalog, SILVER_EVENTS.name, columns=list(SEQUENCE_COLUMNS))
     if events.num_rows == 0:
         raise UpstreamTableError(f"{SILVER_EVENTS.name} is empty (version {events_version}): run ingest first")
     index = ItemIndex.from_semantic_ids(ids.to_pandas())

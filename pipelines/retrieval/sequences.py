@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from models.examples import Examples
-from pipelines.splits import MIN_EVENTS_TO_HOLD_OUT, ORDER, SplitConfig, leave_one_out
+from pipelines.splits import MIN_EVENTS_TO_HOLD_OUT, SplitConfig, in_event_order, leave_one_out
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class ServingHistories:
 def serving_histories(events: pd.DataFrame, index: ItemIndex, width: int) -> ServingHistories:
     """Each user's whole history for tonight's candidates; per user, so any partition of the users by
     user gives the same rows (the Spark path scores users in groups)."""
-    ordered = events.sort_values(["user_id", *ORDER], kind="stable")
+    ordered = in_event_order(events)
     latest = ordered.groupby("user_id", sort=True)["item_id"].agg(list)
     latest_rows = index.known_rows_of_each(list(latest))
     examples = Examples(latest.index.to_numpy(dtype=object), right_aligned(latest_rows, width),

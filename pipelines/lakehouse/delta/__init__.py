@@ -18,7 +18,12 @@ This module only re-exports the public names.
 """
 
 from pipelines.errors import DeltaWriteError, EmptyOverwriteError
-from pipelines.lakehouse.delta.commit import ConcurrentWriteError, SchemaMismatchError, WriteMode
+from pipelines.lakehouse.delta.commit import (
+    ConcurrentWriteError,
+    SchemaMismatchError,
+    WriteGuard,
+    WriteMode,
+)
 from pipelines.lakehouse.delta.reads import (
     data_files,
     has_delta_connector,
@@ -42,6 +47,7 @@ __all__ = [
     "EmptyOverwriteError",
     "ReadVersion",
     "SchemaMismatchError",
+    "WriteGuard",
     "WriteMode",
     "data_files",
     "has_delta_connector",

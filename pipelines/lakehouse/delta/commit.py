@@ -7,7 +7,11 @@ checked against what this write replaces:
 - append: blind; it commutes with everything, so it never conflicts;
 - overwrite of the whole table: any data change since the read conflicts;
 - overwrite of partitions: a data change inside those partitions conflicts;
-- a schema/partitioning change since the read conflicts with any overwrite.
+- a schema/partitioning change since the read conflicts with any overwrite;
+- with a `WriteGuard`: a data change inside partitions the write's input read
+  (a partial spec such as {"event_date": d} matches every file of that day), and
+  any commit since carrying a transaction of the same app id (Delta's `txn`
+  action), so two runs of one logical write never both land unseen.
 
 A conflict raises ConcurrentWriteError and leaves the table as the other
 writer left it. With no conflict the commit is attempted at exactly the next
@@ -33,6 +37,7 @@ from deltalake.transaction import (
     AddAction,
     CommitProperties,
     RemoveAction,
+    Transaction,
     create_table_with_add_actions,
 )
 
@@ -50,6 +55,7 @@ __all__ = [
     "ConcurrentWriteError",
     "EmptyOverwriteError",
     "SchemaMismatchError",
+    "WriteGuard",
     "WriteMode",
     "check_schema",
     "commit_files",
@@ -94,6 +100,38 @@ def check_schema(expected: pa.Schema, actual: pa.Schema, what: str) -> None:
 
 
 @dataclass(frozen=True)
+class WriteGuard:
+    """What a write depends on besides the partitions it replaces (optimistic concurrency's read set).
+
+    `read_partitions`: partial partition specs ({"event_date": "2024-03-01"}) the write's input was
+    derived from; a data change in a matching file since the read version conflicts, even for an append.
+    `app_id`: a Delta transaction identifier; the commit records (app_id, last version + 1), and any
+    commit since the read that recorded the same app id conflicts.
+    """
+
+    read_partitions: tuple[tuple[tuple[str, str], ...], ...] = ()
+    app_id: str | None = None
+
+    @classmethod
+    def of(cls, read_partitions: Sequence[Mapping[str, object]] = (), app_id: str | None = None) -> WriteGuard:
+        specs = {tuple(sorted((c, str(partition_value_to_str(v, c))) for c, v in p.items())) for p in read_partitions}
+        return cls(tuple(sorted(specs)), app_id)
+
+    def reads(self, partition_values: Mapping[str, str | None]) -> bool:
+        return any(all(partition_values.get(c) == v for c, v in spec) for spec in self.read_partitions)
+
+    def to_json(self) -> str:
+        return json.dumps({"read_partitions": [dict(p) for p in self.read_partitions], "app_id": self.app_id})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> WriteGuard | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls.of(data["read_partitions"], data["app_id"])
+
+
+@dataclass(frozen=True)
 class WriteScope:
     """What a write replaces: nothing (append), the whole table, or some partitions."""
 
@@ -118,19 +156,28 @@ def find_conflict(
     scope: WriteScope,
     read_version: int | None,
     latest_version: int,
+    guard: WriteGuard | None = None,
 ) -> str | None:
     """Why the commits after `read_version` (None: before the table existed) invalidate this write."""
-    if scope.mode == "append":
+    if scope.mode == "append" and guard is None:
         return None
     first = 0 if read_version is None else read_version + 1
     for version in range(first, latest_version + 1):
         for action in _commit_actions(uri, storage_options, version):
-            if "metaData" in action and version > 0:
+            if "metaData" in action and version > 0 and scope.mode == "overwrite":
                 return f"version {version} changed the table's schema or partitioning"
+            txn = action.get("txn")
+            if txn and guard is not None and guard.app_id is not None and txn.get("appId") == guard.app_id:
+                return f"version {version} was committed by another run of {guard.app_id}"
             change = action.get("add") or action.get("remove")
-            if change and change.get("dataChange", True) and scope.touches(change.get("partitionValues") or {}):
-                kind = "added" if "add" in action else "removed"
+            if not change or not change.get("dataChange", True):
+                continue
+            values = change.get("partitionValues") or {}
+            kind = "added" if "add" in action else "removed"
+            if scope.touches(values):
                 return f"version {version} {kind} {change['path']}, which this write replaces"
+            if guard is not None and guard.reads(values):
+                return f"version {version} {kind} {change['path']}, in a partition this write read"
     return None
 
 
@@ -184,14 +231,16 @@ def commit_files(
     storage_options: dict[str, str] | None = None,
     custom_metadata: dict[str, str] | None = None,
     allow_empty: bool = False,
+    guard: WriteGuard | None = None,
 ) -> int:
     """Commit the written files as one Delta transaction and return the new table version.
 
     mode="append" adds them; mode="overwrite" replaces the whole table, or only
     `replace_partitions` (a list of {column: value}) when given, in the same commit.
     `read_version` is the version the written data was derived from (None: the table
-    did not exist); see the module docstring for what conflicts. A whole-table
-    overwrite with no rows over a non-empty table is refused unless `allow_empty`.
+    did not exist); see the module docstring for what conflicts (`guard` adds a read set
+    and a transaction id). A whole-table overwrite with no rows over a non-empty table is
+    refused unless `allow_empty`.
     """
     files = list(files)
     uri = normalize_location(uri)
@@ -199,12 +248,13 @@ def commit_files(
     adds = _add_actions(uri, files, scope)
     for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
         table = open_table(uri, storage_options)
+        txns = _transactions(table, guard)
         if table is None:
-            if _create(uri, schema, adds, partition_by, storage_options, custom_metadata):
+            if _create(uri, schema, adds, partition_by, storage_options, custom_metadata, txns):
                 return 0
             continue  # another writer created it first: check against what it wrote
         latest = table.version()
-        conflict = find_conflict(uri, storage_options, scope, read_version, latest)
+        conflict = find_conflict(uri, storage_options, scope, read_version, latest, guard)
         if conflict:
             raise ConcurrentWriteError(
                 f"commit to {uri} conflicts with a concurrent write ({conflict}; this write read version "
@@ -217,7 +267,7 @@ def commit_files(
                 f"refusing to replace {uri} (version {latest}, {len(removes)} file(s)) with an empty table; "
                 "the input produced no rows"
             )
-        if _commit_next(table, [*removes, *adds], schema, partition_by, custom_metadata):
+        if _commit_next(table, [*removes, *adds], schema, partition_by, custom_metadata, txns):
             return latest + 1
         # Someone committed version latest + 1 first: back off, then check their commit too.
         log.info("commit to %s lost the race for version %d (attempt %d); re-checking", uri, latest + 1, attempt)
@@ -281,11 +331,19 @@ def commit_rewrite(
     raise ConcurrentWriteError(f"compaction commit to {uri} lost the race {MAX_COMMIT_ATTEMPTS} times; rerun it")
 
 
+def _transactions(table: DeltaTable | None, guard: WriteGuard | None) -> list[Transaction] | None:
+    """The txn action this commit records: the guard's app id at its last committed version + 1."""
+    if guard is None or guard.app_id is None:
+        return None
+    last = table.transaction_version(guard.app_id) if table is not None else None
+    return [Transaction(guard.app_id, 0 if last is None else last + 1, int(time.time() * 1000))]
+
+
 def _commit_next(table: DeltaTable, actions: list, schema: pa.Schema, partition_by: Sequence[str],
-                 custom_metadata: dict[str, str] | None) -> bool:
+                 custom_metadata: dict[str, str] | None, txns: list[Transaction] | None = None) -> bool:
     """Commit `actions` as exactly the table's next version (delta-rs's own retries off, so a writer that got
     there first is never merged unseen); False when another commit took that version."""
-    props = CommitProperties(custom_metadata=custom_metadata, max_commit_retries=0)
+    props = CommitProperties(custom_metadata=custom_metadata, max_commit_retries=0, app_transactions=txns)
     try:
         table.create_write_transaction(actions, mode="append", schema=schema,
                                        partition_by=list(partition_by) or None, commit_properties=props)
@@ -310,6 +368,7 @@ def _create(
     partition_by: Sequence[str],
     storage_options: dict[str, str] | None,
     custom_metadata: dict[str, str] | None,
+    txns: list[Transaction] | None = None,
 ) -> bool:
     """Create the table with these files as version 0; False when another writer created it first."""
     log.info("creating Delta table %s with %d file(s)", uri, len(adds))
@@ -317,7 +376,7 @@ def _create(
         create_table_with_add_actions(
             uri, schema=Schema.from_arrow(schema), add_actions=adds, mode="error",
             partition_by=list(partition_by) or None, storage_options=storage_options,
-            commit_properties=CommitProperties(custom_metadata=custom_metadata),
+            commit_properties=CommitProperties(custom_metadata=custom_metadata, app_transactions=txns),
         )
     except (DeltaError, CommitFailedError) as exc:
         if open_table(uri, storage_options) is None:

@@ -7,7 +7,7 @@ paths so any local root works.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -25,11 +25,20 @@ def has_delta_connector(spark: SparkSession) -> bool:
     return "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or "")
 
 
-def data_files(table, uri: str) -> list[str]:
-    """The snapshot's data files as paths Spark and pyarrow read as they are (not percent-encoded)."""
+PartitionFilter = Callable[[Mapping[str, str | None]], bool]
+
+
+def data_files(table, uri: str, partitions: PartitionFilter | None = None) -> list[str]:
+    """The snapshot's data files as paths Spark and pyarrow read as they are (not percent-encoded);
+    only files whose partition values (as strings) `partitions` accepts, when given."""
+    from pipelines.lakehouse.delta.files import partition_value_to_str
+
     root = normalize_location(uri)
-    paths = pa.table(table.get_add_actions(flatten=False)).column("path").to_pylist()
-    return [data_file_path(root, p) for p in paths]
+    actions = pa.table(table.get_add_actions(flatten=False)).to_pylist()
+    if partitions is not None:
+        actions = [a for a in actions if partitions(
+            {k: partition_value_to_str(v, k) for k, v in (a.get("partition") or {}).items()})]
+    return [data_file_path(root, a["path"]) for a in actions]
 
 
 def read_delta(
@@ -38,13 +47,17 @@ def read_delta(
     *,
     version: int | None = None,
     storage_options: dict[str, str] | None = None,
+    partitions: PartitionFilter | None = None,
 ) -> DataFrame:
-    """The table's current snapshot, or `version` (time travel), as a Spark DataFrame."""
+    """The table's current snapshot, or `version` (time travel), as a Spark DataFrame; with
+    `partitions`, only the files of the partitions it accepts (no other file is listed or opened)."""
     uri = normalize_location(uri)
     if has_delta_connector(spark):
         reader = spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
+        if partitions is not None:
+            raise NotImplementedError("partition filters with the Delta connector: filter the DataFrame instead")
         return reader.load(uri)
 
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -54,7 +67,7 @@ def read_delta(
         raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
     arrow_schema = pa.schema(table.schema().to_arrow())
     spark_schema = from_arrow_schema(arrow_schema)
-    files = data_files(table, uri)
+    files = data_files(table, uri, partitions)
     if not files:
         return spark.createDataFrame([], spark_schema)
     return (

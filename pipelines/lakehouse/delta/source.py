@@ -58,6 +58,7 @@ class WriteOptions:
     custom_metadata: dict[str, str]
     read_version: int | None  # the version the data was read at; None: the table did not exist
     allow_empty: bool
+    guard: str  # WriteGuard as JSON; empty: none
 
     @classmethod
     def parse(cls, options) -> WriteOptions:
@@ -77,6 +78,7 @@ class WriteOptions:
             custom_metadata=json.loads(options.get("custom_metadata") or "{}"),
             read_version=json.loads(options["read_version"]),
             allow_empty=options.get("allow_empty", "false") == "true",
+            guard=options.get("guard") or "",
         )
 
 
@@ -119,7 +121,7 @@ class DeltaArrowWriter(DataSourceArrowWriter):
             raise
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
-        from pipelines.lakehouse.delta.commit import commit_files
+        from pipelines.lakehouse.delta.commit import WriteGuard, commit_files
 
         files = [f for m in messages if isinstance(m, FilesWritten) for f in m.files]
         try:
@@ -134,6 +136,7 @@ class DeltaArrowWriter(DataSourceArrowWriter):
                 replace_partitions=self.opts.replace_partitions,
                 storage_options=self.opts.storage_options or None,
                 custom_metadata=self.opts.custom_metadata or None,
+                guard=WriteGuard.from_json(self.opts.guard),
             )
         except BaseException:
             self._cleanup()

@@ -22,6 +22,7 @@ from pipelines.errors import DeltaWriteError, EmptyOverwriteError, TigertwinErro
 from pipelines.lakehouse.delta.commit import (
     ConcurrentWriteError,
     SchemaMismatchError,
+    WriteGuard,
     WriteMode,
     check_schema,
     commit_files,
@@ -68,6 +69,7 @@ def write_delta(
     allow_empty: bool = False,
     storage_options: dict[str, str] | None = None,
     custom_metadata: dict[str, str] | None = None,
+    guard: WriteGuard | None = None,
 ) -> int:
     """Write `df` to the Delta table at `uri` in one atomic commit; returns the new version.
 
@@ -76,7 +78,8 @@ def write_delta(
     `replace_partitions` (with mode="overwrite") replaces only those partitions.
     `read_version` is the table version `df` was derived from (a read-modify-write
     passes the version it read); an overwrite conflicting with commits made since
-    raises ConcurrentWriteError (see commit.py). An overwrite of a non-empty table
+    raises ConcurrentWriteError (see commit.py); `guard` adds the partitions the input
+    read and a transaction id to that check. An overwrite of a non-empty table
     with no rows raises EmptyOverwriteError unless `allow_empty`.
     """
     if mode not in ("append", "overwrite"):
@@ -95,7 +98,7 @@ def write_delta(
         return _write_with_connector(spark, df, uri, mode, partition_by, replace_partitions)
     if not is_uri(uri):  # a local or mounted filesystem: Spark's own Parquet writer, ~2x faster
         return _write_native(df, PendingCommit(uri, target, mode, partition_by, replace_partitions, read_version,
-                                               allow_empty, storage_options, custom_metadata))
+                                               allow_empty, storage_options, custom_metadata, guard))
 
     from pipelines.lakehouse.delta.source import FORMAT_NAME, DeltaDataSource, encode_schema
 
@@ -112,6 +115,7 @@ def write_delta(
         .option("allow_empty", str(allow_empty).lower())
         .option("storage_options", json.dumps(storage_options or {}))
         .option("custom_metadata", json.dumps(custom_metadata or {}))
+        .option("guard", guard.to_json() if guard is not None else "")
     )
     if replace_partitions is not None:
         writer = writer.option("replace_partitions", json.dumps(list(replace_partitions), default=str))
@@ -141,13 +145,14 @@ class PendingCommit:
     allow_empty: bool
     storage_options: dict[str, str] | None
     custom_metadata: dict[str, str] | None
+    guard: WriteGuard | None = None
 
     def of(self, files: list[DataFile]) -> int:
         return commit_files(
             self.uri, self.schema, files, mode=self.mode, read_version=self.read_version,
             partition_by=self.partition_by, replace_partitions=self.replace_partitions,
             storage_options=self.storage_options, custom_metadata=self.custom_metadata,
-            allow_empty=self.allow_empty,
+            allow_empty=self.allow_empty, guard=self.guard,
         )
 
 
@@ -194,6 +199,7 @@ def write_delta_arrow(
     allow_empty: bool = False,
     storage_options: dict[str, str] | None = None,
     custom_metadata: dict[str, str] | None = None,
+    guard: WriteGuard | None = None,
 ) -> int:
     """The same write without Spark (GPU workers, tools): this process writes the files and commits."""
     uri = normalize_location(uri)
@@ -207,7 +213,8 @@ def write_delta_arrow(
         return writer.close()
 
     return _write_and_commit(arrow_files, PendingCommit(uri, schema, mode, partition_by, replace_partitions,
-                                                        read_version, allow_empty, storage_options, custom_metadata))
+                                                        read_version, allow_empty, storage_options, custom_metadata,
+                                                        guard))
 
 
 def upsert_arrow(
