@@ -16,6 +16,12 @@ and are SIGKILLed at a random moment. Then every table is audited:
 - after a vacuum with a 0-hour window no data file is left that the current
   version does not reference (orphan_files_after_vacuum = 0).
 
+Then the same promise one level up, through real ingest jobs (`late_events`, see
+late_events_audit.py): writers whose daily batches carry late events for each
+other's days, reruns, corrections and kills; every event of every batch's latest
+delivery is in silver.events exactly once. `--late-events-only` reruns just that
+block and keeps the rest of the last results.
+
 Writes `benchmarks/results/reliability.json`.
 """
 
@@ -37,7 +43,7 @@ from collections import Counter, defaultdict
 
 import pyarrow as pa
 
-from benchmarks.common import write_results
+from benchmarks.common import RESULTS, write_results
 from pipelines.lakehouse.delta import (
     data_files,
     read_delta_arrow,
@@ -198,6 +204,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--rows", type=int, default=200, help="rows per append/overwrite (upserts: a tenth)")
+    parser.add_argument("--late-writers", type=int, default=4, help="ingest writers in the late-events audit")
+    parser.add_argument("--late-events-only", action="store_true", help="rerun only the late-events audit")
     parser.add_argument("--victim", nargs=2, metavar=("ROOT", "WRITE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.victim:
@@ -205,6 +213,11 @@ def main() -> None:
         return
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-reliability-"))
+    if args.late_events_only:
+        previous = json.loads((RESULTS / "reliability.json").read_text()) if (RESULTS / "reliability.json").exists() else {}
+        previous.pop("machine", None)
+        write_results("reliability", {**previous, "late_events": _late_events(work, args.late_writers)})
+        return
     root = str(work / "lake with spaces")
     execute(root, {"op": "seed", "kind": "append", "day": APPEND_DAYS[0].isoformat(), "rows": 1})
     execute(root, {"op": "seed", "kind": "upsert", "keys": ["seed"]})
@@ -231,12 +244,28 @@ def main() -> None:
     result = {"writers": args.writers, "rounds": args.rounds, "kills": args.kills, "acknowledged_writes": len(acked),
               **figures, "commits": commits, "seconds": round(seconds, 1),
               "commits_per_s": round(commits / seconds, 2)}
+    result["late_events"] = _late_events(work, args.late_writers)
     for key, value in result.items():
         print(f"  {key:>28}: {value}")
     ok = all(result[k] == 0 for k in ("rows_lost", "duplicated_rows", "partial_writes", "unreadable_tables",
-                                      "orphan_files_after_vacuum"))
+                                      "orphan_files_after_vacuum")) and _late_events_ok(result["late_events"])
     print("PASS: no row lost or duplicated, every table readable, no orphan" if ok else "FAIL")
     write_results("reliability", result)
+
+
+def _late_events(work: pathlib.Path, writers: int) -> dict:
+    from benchmarks.late_events_audit import run_audit
+
+    print(f"late-events audit: {writers} ingest writers, reruns, corrections and kills (a few minutes)")
+    figures = run_audit(work / "late-events", writers=writers)
+    print(f"  late_events: {figures}")
+    print("  PASS" if _late_events_ok(figures) else "  FAIL")
+    return figures
+
+
+def _late_events_ok(figures: dict) -> bool:
+    return figures["rows_lost"] == 0 and figures["duplicated_rows"] == 0 and figures["failed_ingests"] == 0 \
+        and figures["unexpected_rows"] == 0
 
 
 if __name__ == "__main__":

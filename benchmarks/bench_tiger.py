@@ -35,10 +35,9 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS, write_results
-from models.config import RQVAETrainConfig, TigerConfig, TigerTrainConfig
+from models.config import RQVAETrainConfig, SASRecConfig, TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.examples import Examples
-from pipelines.evaluation.config import SASRecConfig
 from pipelines.evaluation.evaluate import EvaluateConfig, evaluate_methods
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import Catalog
@@ -46,6 +45,9 @@ from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
 from pipelines.plots import plot_method_comparison
 from pipelines.presets import PRESETS
 from pipelines.retrieval.inputs import load_retrieval_inputs
+from pipelines.retrieval.popularity import fit_popularity
+from pipelines.retrieval.retriever import FitContext
+from pipelines.retrieval.sasrec import fit_sasrec
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
@@ -141,15 +143,25 @@ def summarise(runs: list[dict[str, float]]) -> dict:
 
 
 def train_and_evaluate(catalog: Catalog, store: ArtifactStore, args, seed: int) -> tuple[dict, str, dict]:
-    """TIGER and SASRec trained with `seed`; every method's test metrics; the TIGER version and its card."""
+    """TIGER and SASRec trained with `seed` (one selection rule, models/selection.py); every method's test
+    metrics with the one seen set; the TIGER version and its card."""
     model, train = tiger_configs(args, seed)
-    run_train_tiger(catalog, store, TrainTigerJobConfig(run_date=RUN, model=model, train=train,
-                                                        version=f"bench-seed{seed}"))
+    version = f"bench-seed{seed}"
+    run_train_tiger(catalog, store, TrainTigerJobConfig(run_date=RUN, model=model, train=train, version=version),
+                    promote=False)
     inputs = load_retrieval_inputs(catalog)
-    sasrec = None if args.sasrec_minutes == 0 else SASRecConfig(seed=seed, max_minutes=args.sasrec_minutes)
-    results, version = evaluate_methods(
-        catalog, store, EvaluateConfig(run_date=RUN, tiger_version=f"bench-seed{seed}", beam_width=args.beam_width,
-                                       ranker=False, sasrec=sasrec), inputs)
+    context = FitContext(catalog, store, inputs, RUN, minutes=args.sasrec_minutes, seed=seed, version=version,
+                         promote=False)
+    names = ["tiger", "popularity"]
+    fit_popularity(context)
+    if args.sasrec_minutes:
+        fit_sasrec(context, SASRecConfig(eval_users=args.eval_users))
+        names.append("sasrec")
+    evaluation = evaluate_methods(catalog, store, EvaluateConfig(
+        run_date=RUN, retrievers=tuple(names), versions=tuple((n, version) for n in names), nightly=False), inputs)
+    results = evaluation.results
+    if "sasrec" in results:
+        results["sasrec"]["dropout"] = store.read_card("sasrec", version)["metrics"]["dropout"]
     return results, version, store.read_card("tiger", version)
 
 

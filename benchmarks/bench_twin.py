@@ -16,17 +16,17 @@
    lakehouse a bench_tiger.py run left: --tiger-run benchmarks/.work/ml-100k)
    and Amazon Beauty (--beauty-run benchmarks/.work/amazon-beauty). Clusters
    without held-out events, then the ranker trained several ways (--variants):
-   the nightly recipe (`twin_v2`: training cuts with TIGER's candidates as
+   the nightly recipe (`twin_v2`: training cuts with the union's candidates as
    negatives, the short-term keys, the hashed item-ID embedding), without the
    short-term keys, without the item-ID embedding, with catalog negatives only
    at the cuts, and the previous recipe (one positive per user, the
    validation event). Each is evaluated on the
    test users outside the calibration share: AUC/GAUC, Recall/NDCG@10 of the
-   ranker alone (`rerank_*`) and of the blend, TIGER score + w * logit with w
-   chosen on the calibration users (`blend_*`), over TIGER's list of the same
-   depth; the blend's lift over TIGER alone in NDCG@10 with the standard error
-   of the paired per-user difference (`blend_lift_standard_errors`, target >= 2)
-   and its 95% interval. --gammas adds ml-100k's AUC by TWIN-V2's cluster-size
+   ranker alone (`rerank_*`) and of tonight's list, the union of the trained
+   retrievers ordered by the fusion chosen and gated on the calibration users
+   (`nightly_*`); its lift over the best single retriever in NDCG@10 with the
+   standard error of the paired per-user difference (`lift_standard_errors`,
+   target >= 2) and its 95% interval. --gammas adds ml-100k's AUC by TWIN-V2's cluster-size
    threshold (mean over --sweep-seeds ranker seeds, next to the raw history).
 Writes benchmarks/results/twin.json.
 """
@@ -60,6 +60,7 @@ from pipelines.ingest.synthetic import (
 )
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.examples import UserClusters
+from pipelines.splits import SEQUENCE_COLUMNS, in_event_order
 
 WORK = pathlib.Path(__file__).resolve().parent / ".work"
 RUN = dt.date(2026, 11, 24)
@@ -163,8 +164,8 @@ def raw_recent_clusters(catalog, inputs, limit: int | None) -> UserClusters:
     'cluster' (n = 1) each."""
     from pipelines.lakehouse.table_io import read_table_arrow
 
-    events = read_table_arrow(catalog, "silver.events", columns=["user_id", "item_id", "ts", "completion", "rating"])[0]
-    frame = events.to_pandas().sort_values(["user_id", "ts", "item_id"], kind="stable")
+    events = read_table_arrow(catalog, "silver.events", columns=[*SEQUENCE_COLUMNS, "completion", "rating"])[0]
+    frame = in_event_order(events.to_pandas())
     frame = frame[frame.groupby("user_id").cumcount(ascending=False) >= 2]  # drop valid + test events
     if limit is not None:
         frame = frame.groupby("user_id").tail(limit)
@@ -194,24 +195,27 @@ def train_tiger_on_movielens(spark, catalog, store, args) -> bool:
 
 def real_dataset(name: str, args) -> dict | None:
     """The ranker on a real dataset's lakehouse (a bench_tiger.py work folder; ml-100k is built here when none
-    is given): clusters without held-out events, then the ranker trained three ways and evaluated on the test
-    users outside the calibration share, against TIGER's list of the same depth."""
+    is given): clusters without held-out events, then the ranker trained several ways and evaluated on the
+    test users outside the calibration share, ordering the union of the trained retrievers (TIGER, and SASRec
+    when the run trained one) against the best single retriever's own list of the same depth."""
     from models.metrics import per_user_gains, ranking_metrics, standard_error
     from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
     from pipelines.lakehouse.artifacts import ArtifactStore
     from pipelines.lakehouse.catalog import Catalog
     from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
     from pipelines.lakehouse.spark import build_spark_session
-    from pipelines.ranking.blend import calibration_users
+    from pipelines.ranking.examples import with_recent_events
+    from pipelines.ranking.fusion import calibration_users
     from pipelines.ranking.inputs import load_ranker_inputs
-    from pipelines.ranking.serving import RankerFeatures, evaluate_ranker, rerank
+    from pipelines.ranking.nightly import NightlyModels, nightly_lists
+    from pipelines.ranking.serving import evaluate_ranker
     from pipelines.ranking.training import (
-        fit_ranker_and_blend,
+        fit_ranker_and_fusion,
         load_training_cuts,
-        tiger_candidates_for,
-        tiger_negatives_at_cuts,
+        union_negatives_at_cuts,
+        union_source,
     )
-    from pipelines.retrieval.serving import load_tiger, tiger_top_k
+    from pipelines.retrieval.registry import DEFAULT_RETRIEVERS
 
     spark = build_spark_session(SparkConfig(app_name="bench-twin"))
     given = {"ml-100k": args.tiger_run, "amazon-beauty": args.beauty_run}[name]
@@ -221,8 +225,6 @@ def real_dataset(name: str, args) -> dict | None:
     if given is None and (name != "ml-100k" or not train_tiger_on_movielens(spark, catalog, store, args)):
         spark.stop()
         return None
-    if store.latest_version("tiger") is None:
-        raise SystemExit(f"{root}: no TIGER model under {store.root}")
     started = time.perf_counter()
     report = run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test",
                                                                          full_refresh=True))
@@ -230,98 +232,76 @@ def real_dataset(name: str, args) -> dict | None:
                  "compression": round(report.metrics["compression"], 2)}
     spark.stop()
     inputs = load_ranker_inputs(catalog)
-    valid, test = inputs.retrieval.sequences.valid, inputs.retrieval.sequences.test
     depth = args.rerank_depth
-    tiger_valid = tiger_candidates_for(store, inputs.retrieval, valid, depth)
-    tiger, out["tiger_version"], _ = load_tiger(store, None, inputs.retrieval.rqvae_version, None)
-    top_test = tiger_top_k(tiger, inputs.retrieval.index, test, depth, None, True, batch_size=64)
-    top, top_scores = top_test.items.numpy(), top_test.scores.numpy().astype(np.float64)
-    # the lift is measured on test users the blend weight was not chosen on
+    source = union_source(catalog, store, inputs.retrieval, DEFAULT_RETRIEVERS)
+    if source is None:
+        raise SystemExit(f"{root}: no trained retriever under {store.root}")
+    valid_union = source.valid_union(depth)
+    test, test_seen = source.sequences.test, source.sequences.seen("test")
+    test_union = source.union(test, test_seen, depth)
+    out["retrievers"] = {n: r.version for n, r in source.retrievers.items()}
     rerank_config = RerankConfig(depth=depth)
     train = TwinTrainConfig(epochs=args.twin_epochs)
+    valid = inputs.retrieval.sequences.valid
     calibrated = set(valid.users[calibration_users(valid.users, rerank_config.calibration_share, train.seed)])
-    scored = np.array([u not in calibrated for u in test.users])
+    scored = np.array([u not in calibrated for u in test.users])  # measured on users the fusion was not chosen on
     targets = test.targets[scored]
     out.update({"rerank_depth": depth, "test_users": int(scored.sum()), "calibration_users": len(calibrated)})
-    out["tiger"] = {k: round(v, 4) for k, v in ranking_metrics(top[scored, :10], targets).items()}
-    _, tiger_gains = per_user_gains(top[scored, :10], targets, 10)
+    singles = {n: test_union.of_retriever(n)[:, :10] for n in test_union.retrievers}
+    for n, ranked in singles.items():
+        out[n] = {k: round(v, 4) for k, v in ranking_metrics(ranked[scored], targets).items()}
+    best_single = max(singles, key=lambda n: out[n]["ndcg@10"])
+    _, single_gains = per_user_gains(singles[best_single][scored], targets, 10)
 
     started = time.perf_counter()
     cuts = load_training_cuts(catalog, inputs, train)
-    cut_hard = tiger_negatives_at_cuts(store, inputs, cuts, rerank_config.hard_negative_pool)
+    cut_hard = union_negatives_at_cuts(source, cuts, rerank_config.hard_negative_pool)
     out["training_cuts"] = {"cuts": len(cuts), "positives": int(sum(len(p) for p in cuts.positives)),
                             "seconds": round(time.perf_counter() - started, 1)}
     base = TwinConfig()
     one_positive = TwinTrainConfig(epochs=30, batch_size=64, cuts_per_user=0)  # the previous recipe's schedule
-    variants = {  # name: (model config, train config, cuts, TIGER's candidates as negatives at the cuts)
+    variants = {  # name: (model config, train config, cuts, the union's candidates as negatives at the cuts)
         "twin_v2": (base, train, cuts, True),
         "no_short_term": (dataclasses.replace(base, recent_events=0), train, cuts, True),
         "no_item_id": (dataclasses.replace(base, item_id_buckets=0), train, cuts, True),
-        # TIGER was trained on these very histories: its candidates at a training cut may be biased negatives
+        # the retrievers were trained on these very histories: their candidates at a cut may be biased negatives
         "catalog_negatives_at_cuts": (base, train, cuts, False),
         "one_positive_per_user": (dataclasses.replace(base, recent_events=0), one_positive, None, False),
     }
-    for variant, (config, schedule, variant_cuts, tiger_at_cuts) in variants.items():
+    for variant, (config, schedule, variant_cuts, union_at_cuts) in variants.items():
         if args.variants and variant not in args.variants:
             continue
         started = time.perf_counter()
-        model, _, blend = fit_ranker_and_blend(inputs, config, schedule, tiger_valid, rerank_config,
-                                               cuts=variant_cuts, cut_hard=cut_hard if tiger_at_cuts else None)
+        model, _, fusion = fit_ranker_and_fusion(inputs, config, schedule, valid_union, rerank_config,
+                                                 cuts=variant_cuts, cut_hard=cut_hard if union_at_cuts else None)
         seconds = time.perf_counter() - started
-        quality = evaluate_ranker(model, inputs, test, negatives=20, seed=7)
-        features = RankerFeatures.of(inputs, test, config.recent_events)
-        ranker_only, _, _ = rerank(model, features, test.users, top, 10)
-        previous_weight = previous_rule_weight(model, inputs, tiger_valid, rerank_config, schedule.seed)
-        by_weight = {}  # weight -> (ranked, NDCG@10 lift over TIGER on the scored test users, its standard error)
-        for weight in {blend.weight, previous_weight}:
-            ranked, _, _ = rerank(model, features, test.users, top, 10, retrieval_scores=top_scores,
-                                  blend_weight=weight)
-            _, gains = per_user_gains(ranked[scored], targets, 10)
-            by_weight[weight] = ranked, float(np.mean(gains - tiger_gains)), standard_error(gains - tiger_gains)
-        blended, lift, lift_se = by_weight[blend.weight]
-        _, previous_lift, previous_se = by_weight[previous_weight]
+        quality = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, negatives=20, seed=7)
+        keys = with_recent_events(inputs.clusters, test.users, test.histories, config.recent_events)
+        lists = nightly_lists(NightlyModels(source.retrievers, fusion, model, inputs.vectors, inputs.tokens), test,
+                              test_seen, keys, depth)
+        ranked = lists.items(10)
+        ranker_only = np.take_along_axis(test_union.items, np.argsort(-lists.logits, axis=1, kind="stable"), 1)[:, :10] \
+            if lists.logits is not None else ranked
+        _, gains = per_user_gains(ranked[scored], targets, 10)
+        lift, lift_se = float(np.mean(gains - single_gains)), standard_error(gains - single_gains)
         out[variant] = {
             "auc": round(quality["auc"], 4), "gauc": round(quality["gauc"], 4), "train_seconds": round(seconds, 1),
             **{f"rerank_{k}": round(v, 4) for k, v in ranking_metrics(ranker_only[scored], targets).items()},
-            "blend": blend.to_card(),
-            **{f"blend_{k}": round(v, 4) for k, v in ranking_metrics(blended[scored], targets).items()},
-            "blend_ndcg@10_minus_tiger": round(lift, 5), "blend_ndcg@10_minus_tiger_se": round(lift_se, 5),
-            "blend_lift_standard_errors": round(lift / lift_se, 2) if lift_se else 0.0,
-            "blend_lift_95ci": [round(lift - 1.96 * lift_se, 5), round(lift + 1.96 * lift_se, 5)],
-            # the same ranker, w chosen by the previous rule (Recall@10 on the calibration users, gate on hits)
-            "previous_rule": {"weight": previous_weight, "blend_ndcg@10_minus_tiger": round(previous_lift, 5),
-                              "blend_lift_standard_errors": round(previous_lift / previous_se, 2) if previous_se else 0.0},
+            "fusion": fusion.to_card(),
+            **{f"nightly_{k}": round(v, 4) for k, v in ranking_metrics(ranked[scored], targets).items()},
+            "nightly_ndcg@10_minus_best_single": round(lift, 5), "nightly_ndcg@10_minus_best_single_se": round(lift_se, 5),
+            "lift_standard_errors": round(lift / lift_se, 2) if lift_se else 0.0,
+            "lift_95ci": [round(lift - 1.96 * lift_se, 5), round(lift + 1.96 * lift_se, 5)],
         }
         print(f"{name} {variant}: {out[variant]}")
     headline = out.get("twin_v2") or previous_headline(name)
-    out["blend_ndcg@10_minus_tiger"] = headline["blend_ndcg@10_minus_tiger"]
-    out["blend_lift_standard_errors"] = headline["blend_lift_standard_errors"]
-    out["rerank_ndcg@10_minus_tiger"] = round(headline["rerank_ndcg@10"] - out["tiger"]["ndcg@10"], 4)
-    print(f"{name} TIGER alone {out['tiger']}")
+    out["best_single"] = best_single
+    out["nightly_ndcg@10_minus_best_single"] = headline.get("nightly_ndcg@10_minus_best_single")
+    out["lift_standard_errors"] = headline.get("lift_standard_errors")
+    print(f"{name} best single retriever {best_single}: {out[best_single]}")
     if name == "ml-100k" and args.gammas:
-        out["auc_by_gamma"] = auc_by_gamma(catalog, args, base, train, tiger_valid)
+        out["auc_by_gamma"] = auc_by_gamma(catalog, args, base, train, valid_union)
     return out
-
-
-def previous_rule_weight(model, inputs, tiger_valid, rerank: RerankConfig, seed: int, min_z: float = 2.0) -> float:
-    """The blend weight the previous rule chose for this ranker: best Recall@10 (then NDCG@10) on the calibration
-    users, kept only when its gain in hits is >= min_z standard errors (the baseline of `choose_blend_weight`)."""
-    from models.metrics import per_user_gains, standard_error
-    from pipelines.ranking.blend import BLEND_WEIGHTS, blended_order, calibration_users
-    from pipelines.ranking.serving import RankerFeatures, ranker_logits
-
-    valid = inputs.retrieval.sequences.valid
-    held = calibration_users(valid.users, rerank.calibration_share, seed)
-    examples, items = valid.take(np.flatnonzero(held)), tiger_valid[0][held]
-    logits = ranker_logits(model, RankerFeatures.of(inputs, examples, model.config.recent_events), examples.users, items)
-    scores = np.where(items >= 0, tiger_valid[1][held], -np.inf)
-    per_weight = {}
-    for weight in BLEND_WEIGHTS:
-        ranked = np.take_along_axis(items, blended_order(scores, logits, weight)[:, :10], 1)
-        per_weight[weight] = per_user_gains(ranked, examples.targets, 10)
-    best = max(BLEND_WEIGHTS, key=lambda w: (per_weight[w][0].mean(), per_weight[w][1].mean(), -w))
-    gain = per_weight[best][0] - per_weight[0.0][0]
-    return best if gain.mean() > 0 and gain.mean() >= min_z * standard_error(gain) else 0.0
 
 
 RANKER_VARIANTS = ("twin_v2", "no_short_term", "no_item_id", "catalog_negatives_at_cuts", "one_positive_per_user")
@@ -333,7 +313,7 @@ def previous_headline(name: str) -> dict:
     return json.loads(previous.read_text())[name]["twin_v2"] if previous.exists() else {}
 
 
-def auc_by_gamma(catalog, args, base: TwinConfig, train: TwinTrainConfig, tiger_valid) -> dict:
+def auc_by_gamma(catalog, args, base: TwinConfig, train: TwinTrainConfig, valid_union) -> dict:
     """Ranker AUC on the test events over clusters of at most gamma events, for each gamma, and over the raw
     full history; each the mean over --sweep-seeds ranker seeds. The lakehouse is left at the last gamma."""
     from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
@@ -341,15 +321,15 @@ def auc_by_gamma(catalog, args, base: TwinConfig, train: TwinTrainConfig, tiger_
     from pipelines.lakehouse.spark import build_spark_session
     from pipelines.ranking.inputs import load_ranker_inputs
     from pipelines.ranking.serving import evaluate_ranker
-    from pipelines.ranking.training import fit_ranker_and_blend
+    from pipelines.ranking.training import fit_ranker_and_fusion
 
     spark = build_spark_session(SparkConfig(app_name="bench-twin-gamma"))
 
     def mean_quality(inputs, clusters) -> dict:
         aucs, gaucs = [], []
         for seed in range(args.sweep_seeds):
-            model, _, _ = fit_ranker_and_blend(inputs, base, dataclasses.replace(train, seed=seed), tiger_valid,
-                                               RerankConfig(depth=args.rerank_depth), clusters=clusters)
+            model, _, _ = fit_ranker_and_fusion(inputs, base, dataclasses.replace(train, seed=seed), valid_union,
+                                                RerankConfig(depth=args.rerank_depth), clusters=clusters)
             quality = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, negatives=20, seed=7)
             aucs.append(quality["auc"])
             gaucs.append(quality["gauc"])

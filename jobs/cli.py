@@ -18,9 +18,12 @@ COMMANDS = {
     "train-rqvae": "jobs.train_rqvae",
     "assign-semantic-ids": "jobs.assign_semantic_ids",
     "train-tiger": "jobs.train_tiger",
+    "train-sasrec": "jobs.train_sasrec",
+    "train-popularity": "jobs.train_popularity",
     "train-twin": "jobs.train_twin",
     "generate-candidates": "jobs.generate_candidates",
     "evaluate": "jobs.evaluate",
+    "models": "jobs.models",
     "optimize": "jobs.optimize",
     "vacuum": "jobs.vacuum",
 }

@@ -59,19 +59,25 @@ def show(lakehouse: str, date: str, plots: str) -> None:
     con = duckdb_connection(Catalog(LakehouseConfig(root=lakehouse)))
     print(f"\nTonight's candidates ({date}), three users:")
     print(con.sql(f"""
-        SELECT c.user_id, c.rank, i.title, c.semantic_id, round(c.retrieval_score, 3) AS tiger,
-               round(c.ranker_score, 3) AS twin
+        SELECT c.user_id, c.rank, i.title, c.source AS found_by, c.retriever_ranks AS ranks,
+               round(c.ranker_score, 3) AS twin, round(c.score, 3) AS score
         FROM gold_candidates c JOIN silver_items i USING (item_id)
         WHERE c.run_date = DATE '{date}'
           AND c.user_id IN (SELECT DISTINCT user_id FROM gold_candidates ORDER BY 1 LIMIT 3) AND c.rank <= 5
         ORDER BY c.user_id, c.rank"""))
-    print("Evaluation (test split):")
+    print("Evaluation (test split; se: standard error over users; vs best other: paired difference in NDCG@10):")
     print(con.sql(f"""
         SELECT split_part(metric, '/', 1) AS method,
-               max(value) FILTER (WHERE metric LIKE '%/recall@5') AS "recall@5",
-               max(value) FILTER (WHERE metric LIKE '%/recall@10') AS "recall@10",
-               max(value) FILTER (WHERE metric LIKE '%/ndcg@10') AS "ndcg@10"
-        FROM ops_metrics WHERE job = 'evaluate' AND run_id = 'evaluate-{date}' GROUP BY 1 ORDER BY 3 DESC"""))
+               round(max(value) FILTER (WHERE metric LIKE '%/recall@10'), 4) AS "recall@10",
+               round(max(value) FILTER (WHERE metric LIKE '%/recall@10_se'
+                                        AND metric NOT LIKE '%vs_best_other%'), 4) AS se,
+               round(max(value) FILTER (WHERE metric LIKE '%/ndcg@10'), 4) AS "ndcg@10",
+               round(max(value) FILTER (WHERE metric LIKE '%/ndcg@10_se'
+                                        AND metric NOT LIKE '%vs_best_other%'), 4) AS " se",
+               round(max(value) FILTER (WHERE metric LIKE '%/vs_best_other/ndcg@10'), 4) AS "vs best other",
+               round(max(value) FILTER (WHERE metric LIKE '%/vs_best_other/ndcg@10_se'), 4) AS "  se"
+        FROM ops_metrics WHERE job = 'evaluate' AND run_id = 'evaluate-{date}'
+          AND metric NOT LIKE '%/with_id/%' GROUP BY 1 ORDER BY 4 DESC"""))
     found = sorted(str(p) for p in pathlib.Path(plots).glob("*.png"))
     found += sorted(str(p) for p in pathlib.Path(os.environ.get(ENV_ARTIFACTS_ROOT, ArtifactStore.root)).rglob("*.png"))
     print("Plots:\n  " + "\n  ".join(found))

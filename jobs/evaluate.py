@@ -1,14 +1,18 @@
-"""`tigertwin evaluate`: Recall/NDCG@5/10 of TIGER vs. most-popular, embedding kNN and SASRec on the test split.
+"""`tigertwin evaluate`: tonight's list (the retrievers' union ranked by TWIN-V2) against every retriever
+alone and the kNN baseline, on the same held-out users with the same seen set.
 
 Full ranking over all items, over every held-out user (a target without a
-semantic ID is a miss for every method; the figures over users whose target
-has an ID are logged beside). The baselines are computed in the same run on
-the same users; SASRec is trained here, its dropout chosen on validation. Writes ops.metrics (job=evaluate) and plots/evaluation_<date>.png.
+semantic ID is a miss for every method). Evaluates the served models (or the
+versions given with --version); trains nothing. Each metric is printed with
+its standard error, and each method with its paired per-user difference to
+the best other method. Writes ops.metrics (job=evaluate) and
+plots/evaluation_<date>.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from jobs.runtime import (
@@ -20,37 +24,51 @@ from jobs.runtime import (
     setup_logging,
     spark_from,
 )
-from pipelines.evaluation.config import SASRecConfig
-from pipelines.evaluation.evaluate import EvaluateConfig, run_evaluate
+from pipelines.evaluation.evaluate import HEADLINE, EvaluateConfig, Evaluation, run_evaluate
+
+log = logging.getLogger("jobs.evaluate")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="tigertwin evaluate")
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--tiger-version", default=None, help="default: the latest")
-    parser.add_argument("--beam-width", type=int, default=EvaluateConfig.beam_width)
-    parser.add_argument("--role", choices=["test", "valid"], default="test")
+    parser.add_argument("--role", choices=["test", "valid"], default="test",
+                        help="valid scores the users the models were selected on: optimistic")
+    parser.add_argument("--retrievers", nargs="+", default=list(EvaluateConfig.retrievers))
+    parser.add_argument("--version", action="append", default=[], metavar="MODEL=VERSION",
+                        help="evaluate this version instead of the served one (repeatable; MODEL twin = the ranker)")
+    parser.add_argument("--no-knn", action="store_true", help="skip the content kNN baseline")
     parser.add_argument("--plot-dir", default=EvaluateConfig.plot_dir)
-    parser.add_argument("--sasrec-minutes", type=float, default=SASRecConfig.max_minutes,
-                        help="SASRec's training budget per dropout candidate, wall-clock minutes")
-    parser.add_argument("--no-sasrec", action="store_true", help="skip the SASRec baseline")
     add_common_args(parser, torch=True)
     return parser
+
+
+def format_table(evaluation: Evaluation) -> str:
+    """Aligned rows: each metric as value +- standard error (4 significant digits), the paired difference."""
+    lines = [f"{'method':<12}" + "".join(f"{m:>12}" for m in HEADLINE) + f"{'NDCG@10 SE':>12}"
+             + "   NDCG@10 vs best other (paired)"]
+    for method, r in evaluation.results.items():
+        other = evaluation.compared_with.get(method)
+        diff = (f"   {r['vs_best_other/ndcg@10']:+.4g} +- {r['vs_best_other/ndcg@10_se']:.2g} vs {other}"
+                if other else "")
+        lines.append(f"{method:<12}" + "".join(f"{r[m]:>12.4g}" for m in HEADLINE) + f"{r['ndcg@10_se']:>12.2g}" + diff)
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     set_torch_threads(args)
-    config = EvaluateConfig(run_date=args.run_date, tiger_version=args.tiger_version, beam_width=args.beam_width,
-                            role=args.role, plot_dir=args.plot_dir,
-                            sasrec=None if args.no_sasrec else SASRecConfig(max_minutes=args.sasrec_minutes))
+    pins = tuple(tuple(v.split("=", 1)) for v in args.version)
+    if any(len(p) != 2 for p in pins):
+        raise SystemExit("evaluate: --version takes MODEL=VERSION")
+    config = EvaluateConfig(run_date=args.run_date, role=args.role, retrievers=tuple(args.retrievers),
+                            versions=pins, knn=not args.no_knn, plot_dir=args.plot_dir)  # type: ignore[arg-type]
+    if args.role == "valid":
+        log.warning("--role valid scores the users every model was selected on: the figures are optimistic")
     report = run_evaluate(spark_from(args, "tigertwin-evaluate"), catalog_from(args), artifacts_from(args), config)
-    print(f"TIGER {report['tiger_version']}, {args.role} split:")
-    names = [k for k in report["results"]["tiger"] if "@" in k and "/" not in k and not k.endswith("_se")]
-    print(f"{'method':<12}" + "".join(f"{n:>11}" for n in names))
-    for method, metrics in report["results"].items():
-        print(f"{method:<12}" + "".join(f"{metrics[n]:>11.4f}" for n in names))
+    print(f"{args.role} split, {report['users']:,} users; models: {report['versions']}")
+    print(format_table(report["evaluation"]))
     print(f"plot: {report['plot']}")
     return 0
 

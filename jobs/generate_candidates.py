@@ -1,11 +1,14 @@
-"""`tigertwin generate-candidates`: TIGER's top-K per user, reranked by TWIN-V2 -> gold.candidates.
+"""`tigertwin generate-candidates`: every retriever's top-K per user, their union ordered by TWIN-V2 -> gold.candidates.
 
-Constrained beam search over the semantic IDs that exist, so every candidate
-is a real item; items in the user's history are left out unless
---keep-history. The TWIN-V2 ranker then reorders the top-K over the user's
-behaviour clusters and keeps --final-k (--no-rerank: TIGER's list as is).
-The run_date partition is replaced in one commit: rerunning a date never
-duplicates. Each row records the TIGER version.
+Each retriever (--retrievers, default TIGER and SASRec) gives its top-K; items
+the user already had are left out of every list unless --keep-history. The
+union is ordered by the fusion the served ranker chose and gated on
+validation users (its logit over the user's behaviour clusters, and each
+retriever's rank), and the first --final-k are kept (--no-rerank: the
+retrievers' ranks alone). Users with no usable history get the popularity
+model's list. The run_date partition is replaced in one commit: rerunning a
+date never duplicates. Each row records which retrievers found the item,
+their ranks and scores, and every model version.
 
 --engine spark (default) spreads the users over the Spark executors' Python
 workers; each loads the models once and uses its task's GPU when Spark
@@ -36,14 +39,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--top-k", type=int, default=CandidatesConfig.top_k,
-                        help="TIGER candidates per user; with the ranker, the depth it was trained to reorder "
-                             "(train-twin --rerank-depth; default %(default)s)")
-    parser.add_argument("--beam-width", type=int, default=None, help="default: top-k")
-    parser.add_argument("--tiger-version", default=None, help="default: the latest")
+                        help="candidates per retriever and user; with the ranker, the depth its fusion was chosen "
+                             "at (train-twin --rerank-depth; default %(default)s)")
+    parser.add_argument("--retrievers", nargs="+", default=list(CandidatesConfig.retrievers),
+                        help="the union's members (default %(default)s)")
+    parser.add_argument("--version", action="append", default=[], metavar="RETRIEVER=VERSION",
+                        help="serve this version instead of the served one (repeatable)")
+    parser.add_argument("--no-fallback", action="store_true", help="no popularity list for users without history")
     parser.add_argument("--keep-history", action="store_true", help="allow items the user already has")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="users per beam-search batch (default: as many as memory holds; 256 on CPU)")
-    parser.add_argument("--no-rerank", action="store_true", help="TIGER's order only (no TWIN-V2 ranker)")
+    parser.add_argument("--no-rerank", action="store_true", help="the retrievers' ranks alone (no TWIN-V2 ranker)")
     parser.add_argument("--final-k", type=int, default=CandidatesConfig.final_k, help="list length after reranking")
     parser.add_argument("--ranker-version", default=None, help="default: the latest")
     parser.add_argument("--device", default=None,
@@ -59,9 +63,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     set_torch_threads(args)
-    config = CandidatesConfig(run_date=args.run_date, top_k=args.top_k, beam_width=args.beam_width,
-                              tiger_version=args.tiger_version, exclude_history=not args.keep_history,
-                              batch_size=args.batch_size, device=args.device, rerank=not args.no_rerank,
+    pins = tuple(tuple(v.split("=", 1)) for v in args.version)
+    if any(len(p) != 2 for p in pins):
+        raise SystemExit("generate-candidates: --version takes RETRIEVER=VERSION")
+    config = CandidatesConfig(run_date=args.run_date, top_k=args.top_k, retrievers=tuple(args.retrievers),
+                              versions=pins, fallback=not args.no_fallback,  # type: ignore[arg-type]
+                              exclude_history=not args.keep_history, device=args.device, rerank=not args.no_rerank,
                               final_k=args.final_k, ranker_version=args.ranker_version, engine=args.engine,
                               tasks=args.tasks)
     metrics = run_generate_candidates(spark_from(args, "tigertwin-generate-candidates"), catalog_from(args),

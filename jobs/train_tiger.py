@@ -2,8 +2,8 @@
 
 Builds every prefix of each user's training sequence (shared leave-one-out
 split, histories cut to the last 20 items), trains TIGER's encoder-decoder
-with AdamW and warm-up + cosine decay, scores validation Recall@10 after each
-epoch and keeps the best weights. Resumes from the version's checkpoint;
+with AdamW and warm-up + cosine decay, scores validation NDCG@10 after each
+epoch (the selection rule SASRec follows too) and keeps the best weights. Resumes from the version's checkpoint;
 bf16 autocast on GPU. --size demo or test trains in seconds.
 """
 
@@ -40,7 +40,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget (stops after an epoch)")
     parser.add_argument("--eval-users", type=int, default=None, help="validation users scored per epoch (default: all)")
     parser.add_argument("--patience", type=int, default=None,
-                        help="stop after this many epochs without a better validation Recall@10")
+                        help="stop after this many epochs without a better validation NDCG@10")
     parser.add_argument("--label-smoothing", type=float, default=None)
     parser.add_argument("--ema-decay", type=float, default=None,
                         help="validate, keep and serve a moving average of the weights with this decay per step "
@@ -52,6 +52,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--warm-start", action="store_true", help="start from the latest TIGER on the same IDs")
     parser.add_argument("--version", default=None, help="artifact version (default <date>-s<ids>-e<events>)")
+    parser.add_argument("--candidate", action="store_true",
+                        help="write a candidate version: served only once `tigertwin models gate` promotes it")
     add_common_args(parser, spark=False, torch=True)
     return parser
 
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         preset.tiger, causal_encoder=args.causal_encoder == "on")
     config = TrainTigerJobConfig(run_date=args.run_date, model=model, train=train, version=args.version,
                                  warm_start=args.warm_start)
-    print(json.dumps(run_train_tiger(catalog_from(args), artifacts_from(args), config), indent=2))
+    print(json.dumps(run_train_tiger(catalog_from(args), artifacts_from(args), config, promote=not args.candidate),
+                     indent=2))
     return 0
 
 

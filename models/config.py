@@ -129,3 +129,23 @@ class TwinTrainConfig:
     hard_negative_share: float = 0.5  # of the negatives, taken from TIGER's candidates when present
     seed: int = 0
     device: str | None = None
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """SASRec, the sequential retriever beside TIGER (models/sasrec.py)."""
+
+    max_length: int = 50
+    d_model: int = 64
+    blocks: int = 2
+    heads: int = 1
+    dropout_grid: tuple[float, ...] = (0.2, 0.5)  # 0.2 on MovieLens, 0.5 on Amazon in the SASRec paper
+    lr: float = 1e-3
+    batch_size: int = 128
+    max_epochs: int = 200
+    patience: int = 10  # epochs without a better validation NDCG@10 before a candidate stops
+    # wall-clock budget per dropout candidate: a Beauty epoch (22k users, 12k items) takes ~27 s on 2 CPU cores
+    max_minutes: float | None = 15.0
+    eval_users: int | None = None  # validation users that select (models/selection.py); None: all
+    seed: int = 0
+    device: str | None = None

@@ -3,7 +3,7 @@
 Deterministic for a seed and resumable: the shuffle of epoch e comes from a
 generator seeded by (seed, e), and the checkpoint carries the model, the
 optimizer, the schedule and torch's RNG (dropout), so a resumed run equals an
-uninterrupted one. The best epoch by validation Recall@10 is kept apart.
+uninterrupted one. The best epoch by validation NDCG@10 (models/selection.py) is kept apart.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from models.config import TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.examples import Examples, length_bucketed_batches, windows_of_prefixes
 from models.metrics import per_user_gains, standard_error
+from models.seen import Seen
+from models.selection import selection_score, selection_split
 from models.tiger import Tiger, encoder_tokens, user_buckets
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ BEST_FILE = "best.pt"
 class TigerState:
     epoch: int = 0
     step: int = 0
-    best_recall: float = -1.0
+    best_valid: float = -1.0  # the selection metric (models/selection.py) of the best epoch
     best_epoch: int = 0
     planned_epochs: int | None = None  # set after the first epoch when a time budget shortens the run
     history: list[dict[str, float]] = field(default_factory=list)
@@ -193,7 +195,10 @@ def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.devic
         optimizer.load_state_dict(saved["optimizer"])
         run.scheduler.load_state_dict(saved["scheduler"])
         _restore_rng(saved)
-        run.state = TigerState(**saved["state"])
+        saved_state = dict(saved["state"])
+        if "best_recall" in saved_state:  # checkpoints written before one selection rule
+            saved_state["best_valid"] = saved_state.pop("best_recall")
+        run.state = TigerState(**saved_state)
         log.info("resumed TIGER from %s at epoch %d", checkpoint, run.state.epoch)
     elif initial_weights is not None:
         model.load_state_dict(torch.load(initial_weights, map_location=device, weights_only=True)["model"])
@@ -353,9 +358,11 @@ def train_tiger(
     stop_after_epochs: int | None = None,
     progress: bool = True,
     initial_weights: pathlib.Path | None = None,
+    valid_seen: Seen | None = None,
 ) -> tuple[Tiger, TigerState]:
-    """Train on every prefix in `train_examples`; after each epoch, Recall@10 on (a fixed sample of)
-    `valid_examples` (all of them unless train.eval_users caps it); the best epoch's weights go to
+    """Train on every prefix in `train_examples`; after each epoch, the selection metric (NDCG@10,
+    models/selection.py) on the selection users of `valid_examples` (all of them unless train.eval_users
+    caps it), their `valid_seen` items excluded (None: their histories); the best epoch's weights go to
     `directory/best.pt`; `train.patience` epochs without improvement end the run."""
     device = default_device(train.device)
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
@@ -365,8 +372,7 @@ def train_tiger(
     state = run.state
     codes = torch.as_tensor(item_codes, device=device)
     trie = SemanticIdTrie(item_codes, config.codebook_size).to(device)
-    sample = np.random.default_rng(train.seed).permutation(len(valid_examples.targets))[: train.eval_users]
-    valid = valid_examples.take(np.sort(sample))
+    valid, seen = selection_split(valid_examples, valid_seen, train.eval_users, train.seed)
 
     started = time.perf_counter()
     # a budget also ends an epoch early: at 10^7 events one epoch alone can outlast the night
@@ -378,19 +384,21 @@ def train_tiger(
         epoch_started = time.perf_counter()
         loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline)
         train_seconds = time.perf_counter() - epoch_started
-        ranked = recommend(run.scored, codes, trie, valid, top_k=10, beam_width=train.beam_width).items.numpy()
-        hits, gains = per_user_gains(ranked, valid.targets, 10)
+        ranked = recommend(run.scored, codes, trie, valid, top_k=10, beam_width=train.beam_width,
+                           exclude_items=seen).items.numpy()
+        score, gains = selection_score(ranked, valid.targets)
+        hits, _ = per_user_gains(ranked, valid.targets, 10)
         recall = float(hits.mean()) if len(hits) else 0.0
         state.epoch = epoch + 1
         state.history.append({"epoch": state.epoch, "loss": loss, "valid_recall@10": recall,
                               "valid_recall@10_se": standard_error(hits),
-                              "valid_ndcg@10": float(gains.mean()) if len(gains) else 0.0,
+                              "valid_ndcg@10": score, "valid_ndcg@10_se": standard_error(gains),
                               "examples_per_s": trained / train_seconds, "examples": trained,
                               "seconds": time.perf_counter() - epoch_started})
-        log.info("epoch %d: loss %.4f, valid Recall@10 %.4f +- %.4f (%d users), %.0f examples/s", state.epoch, loss,
-                 recall, standard_error(hits), len(hits), trained / train_seconds)
-        if recall > state.best_recall:
-            state.best_recall, state.best_epoch = recall, state.epoch
+        log.info("epoch %d: loss %.4f, valid NDCG@10 %.4f +- %.4f, Recall@10 %.4f (%d users), %.0f examples/s",
+                 state.epoch, loss, score, standard_error(gains), recall, len(hits), trained / train_seconds)
+        if score > state.best_valid:
+            state.best_valid, state.best_epoch = score, state.epoch
             if directory is not None:
                 _save(directory / BEST_FILE, {"model": run.scored.state_dict()})
         _plan_to_budget(run, train, time.perf_counter() - started, time.perf_counter() - epoch_started)
@@ -400,7 +408,7 @@ def train_tiger(
             log.info("stopping after epoch %d: the %.0f-minute budget is spent", state.epoch, train.max_minutes)
             break
         if train.patience is not None and state.epoch - state.best_epoch >= train.patience:
-            log.info("stopping after epoch %d: no better validation Recall@10 since epoch %d", state.epoch,
+            log.info("stopping after epoch %d: no better validation NDCG@10 since epoch %d", state.epoch,
                      state.best_epoch)
             break
     run.model.eval()

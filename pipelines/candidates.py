@@ -1,12 +1,13 @@
-"""Tonight's candidates: TIGER's top-K per user, reranked by the TWIN-V2 ranker into the final list
-(switchable off) -> gold.candidates, one atomic overwrite of the run_date partition (a rerun of a
-date replaces it; never duplicates). Rows keep both scores and both model versions.
+"""Tonight's candidates: every retriever's top-K per user, their union ordered by the TWIN-V2 ranker's
+fusion (pipelines/ranking/nightly.py) -> gold.candidates, one atomic overwrite of the run_date partition
+(a rerun of a date replaces it; never duplicates). Each row says which retrievers found the item, with
+the rank and score each gave it, the ranker's logit, the fused score and every model version.
 
 Two engines write the same rows through the same `score_users`:
 
 - `spark` (the default): each user's events (and clusters) are gathered into one row by user in
   Spark, the users are spread over the executors' Python workers, and each worker loads the
-  models once and scores its users: beam search, then the ranker, on the task's GPU when Spark
+  models once and scores its users: the retrievers, then the ranker, on the task's GPU when Spark
   gave it one. The driver only pins what every worker reads (model versions, table versions),
   so it never holds the events; the rows go to Delta in one commit.
 - `local`: every user in this process, for debugging.
@@ -17,11 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,6 @@ from pipelines.lakehouse.config import LakehouseConfig, logical_time
 from pipelines.lakehouse.delta import table_version
 from pipelines.lakehouse.ops import write_metrics
 from pipelines.lakehouse.table_io import read_table, read_table_arrow, write_table
-from pipelines.ranking.blend import blend_of, blended_score
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.examples import (
     CROSS_FEATURES,
@@ -50,11 +49,21 @@ from pipelines.ranking.examples import (
     user_clusters,
     with_recent_events,
 )
-from pipelines.ranking.serving import RankerFeatures, load_ranker, rerank, resolve_ranker
+from pipelines.ranking.fusion import Fusion
+from pipelines.ranking.nightly import (
+    FALLBACK,
+    UNION_WIDTH,
+    NightlyLists,
+    NightlyModels,
+    nightly_lists,
+)
+from pipelines.ranking.serving import load_ranker, resolve_ranker
 from pipelines.retrieval.inputs import item_vectors_by_row
+from pipelines.retrieval.registry import DEFAULT_RETRIEVERS, retriever_spec
+from pipelines.retrieval.retriever import ServingItems
 from pipelines.retrieval.sequences import ItemIndex, serving_histories
-from pipelines.retrieval.serving import load_tiger, resolve_tiger, tiger_top_k
-from pipelines.splits import SEQUENCE_COLUMNS, SplitConfig
+from pipelines.retrieval.serving import resolve_tiger
+from pipelines.splits import SEQUENCE_COLUMNS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -69,27 +78,23 @@ Engine = Literal["spark", "local"]
 @dataclass(frozen=True)
 class CandidatesConfig:
     run_date: dt.date
-    # TIGER's list per user. With the ranker on, keep it at the depth the ranker's blend was chosen for
-    # (its card's `blend.depth`, RerankConfig.depth by default): the weight is only right for that list.
+    # Each retriever's list per user. With the ranker on, keep it at the depth the ranker's fusion was chosen
+    # for (its card's `fusion.depth`, RerankConfig.depth by default): the weights are right for that union.
     top_k: int = RerankConfig.depth
-    beam_width: int | None = None  # None: top_k
-    tiger_version: str | None = None  # None: the latest
+    retrievers: tuple[str, ...] = DEFAULT_RETRIEVERS
+    versions: tuple[tuple[str, str], ...] = ()  # retriever -> version; default: the served ones
+    fallback: bool = True  # popularity for users with no usable history (when a popularity model exists)
     exclude_history: bool = True
-    batch_size: int | None = None  # users per beam-search batch; None: what memory holds (256 on CPU)
     device: str | None = None  # None: the Spark task's GPU, else CUDA when present, else CPU
-    rerank: bool = True  # TWIN-V2 reorders TIGER's top_k and keeps final_k
+    rerank: bool = True  # the TWIN-V2 ranker's fusion orders the union; off: the retrievers' ranks alone
     final_k: int = RerankConfig.final_k
-    ranker_version: str | None = None  # None: the latest
+    ranker_version: str | None = None  # None: the served one
     engine: Engine = "spark"
     tasks: int | None = None  # Spark tasks the users are spread over; None: 4 per core of the session
 
     @property
     def run_id(self) -> str:
         return f"generate-candidates-{self.run_date.isoformat()}"
-
-    @property
-    def list_length(self) -> int:
-        return self.final_k if self.rerank else self.top_k
 
 
 @dataclass(frozen=True)
@@ -101,44 +106,52 @@ class ServingPlan:
     store: ArtifactStore
     config: CandidatesConfig
     rqvae_version: str
-    tiger_version: str
+    retriever_versions: tuple[tuple[str, str], ...]  # the union's members (and the fallback), pinned
     ranker_version: str | None
     versions: tuple[tuple[str, int], ...]  # catalog table -> version
 
     def version_of(self, table: str) -> int:
         return dict(self.versions)[table]
 
+    @property
+    def model_version(self) -> str:
+        """Every union member's version, as gold.candidates records it: tiger=...,sasrec=..."""
+        return ",".join(f"{n}={v}" for n, v in self.retriever_versions if n != FALLBACK)
+
 
 @dataclass(frozen=True)
 class ServingModels:
     index: ItemIndex
-    tiger: Any
-    ranker: Any | None
-    blend_weight: float
-    vectors: np.ndarray | None  # item vectors by row, for the ranker
-    tokens: np.ndarray | None  # the ranker's item tokens by row (`item_tokens`)
+    nightly: NightlyModels
 
 
-def candidate_rows(index: ItemIndex, users: np.ndarray, items: np.ndarray, retrieval_scores: np.ndarray,
-                   run_date: dt.date, version: str, ranker_scores: np.ndarray | None = None,
-                   ranker_version: str | None = None, blend_weight: float = math.inf) -> pd.DataFrame:
-    """One row per (user, rank) for the valid beams (users with short catalogs may get fewer than K);
-    `score` is what the rank follows: TIGER's, or TIGER's + blend_weight * the ranker's."""
-    valid = items >= 0
-    user_rows, rank = np.nonzero(valid)
-    chosen = items[valid]
-    final = retrieval_scores if ranker_scores is None else blended_score(retrieval_scores, ranker_scores, blend_weight)
+def candidate_rows(index: ItemIndex, users: np.ndarray, lists: NightlyLists, final_k: int, run_date: dt.date,
+                   model_version: str, ranker_version: str | None) -> pd.DataFrame:
+    """One row per (user, rank) of each user's first `final_k` union candidates in the fusion's order."""
+    union = lists.union
+    order = lists.order[:, :final_k]
+    items = np.take_along_axis(union.items, order, 1)
+    user_rows, rank = np.nonzero(items >= 0)
+    slots = order[user_rows, rank]
+    found = union.ranks[user_rows, slots] > 0  # [rows, R]
+    names = np.asarray(union.retrievers, dtype=object)
+    chosen = items[user_rows, rank]
+    ranker = None if lists.logits is None else lists.logits[user_rows, slots].astype(np.float64)
     return pd.DataFrame({
         "run_date": run_date,
         "user_id": users[user_rows],
         "rank": (rank + 1).astype(np.int32),
         "item_id": index.item_ids[chosen],
         "semantic_id": index.semantic_ids[chosen],
-        "score": final[valid].astype(np.float64),
-        "retrieval_score": retrieval_scores[valid].astype(np.float64),
-        "ranker_score": None if ranker_scores is None else ranker_scores[valid].astype(np.float64),
-        "source": "tiger" if ranker_scores is None else "tiger+twin",
-        "model_version": version,
+        "score": lists.fused[user_rows, slots].astype(np.float64),
+        "retrievers": [list(names[f]) for f in found],
+        "retriever_ranks": [r[f].astype(np.int32).tolist() for r, f in zip(union.ranks[user_rows, slots], found,
+                                                                           strict=True)],
+        "retriever_scores": [s[f].astype(np.float64).tolist() for s, f in zip(union.scores[user_rows, slots], found,
+                                                                              strict=True)],
+        "ranker_score": ranker,
+        "source": ["+".join(names[f]) for f in found],
+        "model_version": model_version,
         "ranker_version": ranker_version,
     }, columns=list(GOLD_CANDIDATES.schema.names))
 
@@ -148,22 +161,18 @@ def score_users(models: ServingModels, plan: ServingPlan, events: pd.DataFrame, 
     """Candidate rows of the users in `events` (all their events; `clusters`: all their clusters). Each user
     is scored alone, so any grouping of the users gives the same rows."""
     config = plan.config
-    serving = serving_histories(events, models.index, SplitConfig().max_history)
+    serving = serving_histories(events, models.index, UNION_WIDTH)
     users = serving.examples.users
-    result = tiger_top_k(models.tiger, models.index, serving.examples, config.top_k, config.beam_width,
-                         config.exclude_history, config.batch_size, progress=progress, exclude_items=serving.seen)
-    items, scores = result.items.numpy(), result.scores.numpy().astype(np.float64)
-    if models.ranker is None:
-        return candidate_rows(models.index, users, items, scores, config.run_date, plan.tiger_version)
-    assert models.vectors is not None and models.tokens is not None and clusters is not None
-    keys = with_recent_events(user_clusters(clusters, models.index), users, serving.examples.histories,
-                              models.ranker.config.recent_events)
-    features = RankerFeatures(models.vectors, models.tokens, keys)
-    items, ranker_scores, order = rerank(models.ranker, features, users, items, config.final_k,
-                                         retrieval_scores=scores, blend_weight=models.blend_weight)
-    scores = np.take_along_axis(scores, order, 1)
-    return candidate_rows(models.index, users, items, scores, config.run_date, plan.tiger_version, ranker_scores,
-                          plan.ranker_version, models.blend_weight)
+    keys = None
+    ranker = models.nightly.ranker
+    if ranker is not None:
+        assert clusters is not None
+        keys = with_recent_events(user_clusters(clusters, models.index), users, serving.examples.histories,
+                                  ranker.config.recent_events)
+    seen = serving.seen if config.exclude_history else None
+    lists = nightly_lists(models.nightly, serving.examples, seen, keys, depth=config.top_k)
+    return candidate_rows(models.index, users, lists, config.final_k, config.run_date, plan.model_version,
+                          plan.ranker_version)
 
 
 def plan_serving(catalog: Catalog, store: ArtifactStore, config: CandidatesConfig) -> ServingPlan:
@@ -176,18 +185,35 @@ def plan_serving(catalog: Catalog, store: ArtifactStore, config: CandidatesConfi
     if len(rqvae_versions) != 1:
         raise UpstreamTableError(f"{GOLD_SEMANTIC_IDS.name} holds RQ-VAE versions {rqvae_versions} (need exactly "
                                  "one): run train-rqvae and assign-semantic-ids")
-    tiger_version, _ = resolve_tiger(store, config.tiger_version, rqvae_versions[0])
+    pinned = dict(config.versions)
+    retrievers: dict[str, str] = {}
+    for name in config.retrievers:
+        retriever_spec(name)  # an unknown name fails here, naming the registered ones
+        if name == "tiger":
+            retrievers[name], _ = resolve_tiger(store, pinned.get(name), rqvae_versions[0])
+        else:
+            retrievers[name] = store.resolve(name, pinned.get(name))
+    if config.fallback and FALLBACK not in retrievers:
+        if store.latest_version(FALLBACK) is not None or FALLBACK in pinned:
+            retrievers[FALLBACK] = store.resolve(FALLBACK, pinned.get(FALLBACK))
+        else:
+            log.warning("no popularity model: users with no usable history get no fallback list (train-popularity)")
     ranker_version = None
     if config.rerank:
         ranker_version, card = resolve_ranker(store, config.ranker_version, rqvae_versions[0])
-        blend = blend_of(card)
-        if blend.depth != config.top_k and not math.isinf(blend.weight):
-            log.warning("ranker %s chose its blend weight on TIGER lists of %d, but tonight's are %d long: "
-                        "pass --top-k %d (or retrain the ranker with --rerank-depth %d)", ranker_version,
-                        blend.depth, config.top_k, blend.depth, config.top_k)
+        fusion = card.get("fusion") or {}
+        if fusion.get("depth") and fusion["depth"] != config.top_k:
+            log.warning("ranker %s chose its fusion on unions of top-%d lists, but tonight's are top-%d: pass "
+                        "--top-k %d (or retrain the ranker with --rerank-depth %d)", ranker_version, fusion["depth"],
+                        config.top_k, fusion["depth"], config.top_k)
+        trained_on = card.get("retrievers") or {}
+        moved = {n: (v, retrievers.get(n)) for n, v in trained_on.items() if retrievers.get(n) != v}
+        if moved:
+            log.warning("ranker %s chose its fusion with retrievers %s; tonight serves %s", ranker_version,
+                        trained_on, {n: retrievers.get(n) for n in trained_on})
         for table in (GOLD_USER_CLUSTERS.name, GOLD_ITEM_EMBEDDINGS.name):
             versions[table] = _version(catalog, table)
-    return ServingPlan(catalog.config, store, config, rqvae_versions[0], tiger_version, ranker_version,
+    return ServingPlan(catalog.config, store, config, rqvae_versions[0], tuple(retrievers.items()), ranker_version,
                        tuple(sorted(versions.items())))
 
 
@@ -199,16 +225,23 @@ def _version(catalog: Catalog, table: str) -> int:
 
 
 def load_serving_models(plan: ServingPlan, device: str | None) -> ServingModels:
+    """Every model the plan pinned, against the pinned semantic IDs (no events read: the retrievers load
+    from their artifacts, which carry their own item rows)."""
     catalog = Catalog(plan.lakehouse)
-    ids, _ = read_table_arrow(catalog, GOLD_SEMANTIC_IDS.name, columns=["item_id", "codes", "semantic_id"],
+    ids, _ = read_table_arrow(catalog, GOLD_SEMANTIC_IDS.name, columns=["item_id", "codes", "semantic_id", "rqvae_version"],
                               version=plan.version_of(GOLD_SEMANTIC_IDS.name))
     index = ItemIndex.from_semantic_ids(ids.to_pandas())
-    tiger, _, _ = load_tiger(plan.store, plan.tiger_version, plan.rqvae_version, device)
+    inputs = ServingItems(index, plan.rqvae_version)
+    loaded = {name: retriever_spec(name).load(plan.store, version, inputs, device)
+              for name, version in plan.retriever_versions}
+    fallback = loaded.pop(FALLBACK, None)
     if plan.ranker_version is None:
-        return ServingModels(index, tiger, None, math.inf, None, None)
-    ranker, _, blend = load_ranker(plan.store, plan.ranker_version, plan.rqvae_version, device)
+        names = tuple(loaded)
+        rank_only = Fusion(names, (1.0,) * len(names), 0.0, plan.config.top_k)  # reciprocal-rank-style votes
+        return ServingModels(index, NightlyModels(loaded, rank_only, fallback=fallback))
+    ranker, _, fusion = load_ranker(plan.store, plan.ranker_version, plan.rqvae_version, device)
     vectors = item_vectors_by_row(catalog, index, plan.version_of(GOLD_ITEM_EMBEDDINGS.name))
-    return ServingModels(index, tiger, ranker, blend.weight, vectors, item_tokens(index))
+    return ServingModels(index, NightlyModels(loaded, fusion, ranker, vectors, item_tokens(index), fallback))
 
 
 # ---- the Spark engine: runs in the executors' Python workers ------------------------------------
@@ -232,7 +265,7 @@ def _worker_models(plan: ServingPlan) -> ServingModels:
         _WORKER_MODELS.clear()  # one night's models at a time
         started = time.perf_counter()
         _WORKER_MODELS[key] = load_serving_models(plan, device)
-        log.info("worker loaded TIGER %s / ranker %s on %s in %.1fs", plan.tiger_version, plan.ranker_version,
+        log.info("worker loaded %s / ranker %s on %s in %.1fs", plan.model_version, plan.ranker_version,
                  device or "the default device", time.perf_counter() - started)
     return _WORKER_MODELS[key]
 
@@ -298,12 +331,12 @@ def run_generate_candidates(
     rows = (_spark_rows if config.engine == "spark" else _local_rows)(spark, catalog, plan)
     write_table(spark, catalog, GOLD_CANDIDATES.name, rows, mode="overwrite",
                 replace_partitions=[{"run_date": config.run_date}],
-                custom_metadata={"run_id": config.run_id, "model_version": plan.tiger_version})
+                custom_metadata={"run_id": config.run_id, "model_version": plan.model_version})
     seconds = time.perf_counter() - started
     # counted from what was committed (and the pinned events), so both engines report the same way
     written = read_table(spark, catalog, GOLD_CANDIDATES.name).where(F.col("run_date") == F.lit(config.run_date))
     totals = written.agg(F.count(F.lit(1)).alias("rows"),
-                         F.sum((F.col("rank") == config.list_length).cast("long")).alias("full_lists")).collect()[0]
+                         F.sum((F.col("rank") == config.final_k).cast("long")).alias("full_lists")).collect()[0]
     users = (read_table(spark, catalog, SILVER_EVENTS.name, version=plan.version_of(SILVER_EVENTS.name))
              .select("user_id").distinct().count())
     metrics = {
@@ -313,6 +346,6 @@ def run_generate_candidates(
         "generate_seconds": seconds, "users_per_s": users / seconds if seconds else 0.0,
     }
     write_metrics(spark, catalog, "generate_candidates", config.run_id, metrics, logical_time(config.run_date))
-    log.info("wrote %d candidates for %d users (TIGER %s, ranker %s, %s engine, %.1f users/s)", totals["rows"],
-             users, plan.tiger_version, plan.ranker_version, config.engine, metrics["users_per_s"])
+    log.info("wrote %d candidates for %d users (%s, ranker %s, %s engine, %.1f users/s)", totals["rows"],
+             users, plan.model_version, plan.ranker_version, config.engine, metrics["users_per_s"])
     return metrics

@@ -58,8 +58,10 @@ def plot_code_usage(usage: np.ndarray, path: str | pathlib.Path, title: str) -> 
     return _save(fig, path)
 
 
-def plot_method_comparison(results: Mapping[str, Mapping[str, float]], path: str | pathlib.Path, title: str) -> str:
-    """Grouped bars: one group per metric (Recall@5, NDCG@10, ...), one bar per method."""
+def plot_method_comparison(results: Mapping[str, Mapping[str, float]], path: str | pathlib.Path, title: str,
+                           errors: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """Grouped bars: one group per metric (Recall@5, NDCG@10, ...), one bar per method; `errors`
+    ({method: {metric: standard error}}) draws +- 1 standard error where given."""
     plt = _pyplot()
     methods = list(results)
     metrics = [m for m in next(iter(results.values())) if "@" in m]
@@ -67,7 +69,8 @@ def plot_method_comparison(results: Mapping[str, Mapping[str, float]], path: str
     fig, ax = plt.subplots(figsize=(1.6 * len(metrics) + 2, 3.4))
     for i, method in enumerate(methods):
         values = [results[method].get(m, 0.0) for m in metrics]
-        bars = ax.bar(np.arange(len(metrics)) + i * width, values, width, label=method)
+        spread = [(errors or {}).get(method, {}).get(m, 0.0) for m in metrics]
+        bars = ax.bar(np.arange(len(metrics)) + i * width, values, width, label=method, yerr=spread, capsize=2)
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
     ax.set_xticks(np.arange(len(metrics)) + width * (len(methods) - 1) / 2, metrics)
     ax.set_ylabel("test split")

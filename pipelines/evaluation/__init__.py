@@ -1,7 +1,7 @@
 """Evaluation: TIGER (and TIGER + ranker) against baselines on the same held-out users.
 
-baselines.py (most popular, embedding kNN), sasrec.py (SASRec, trained in the same run),
-evaluate.py (the job). The metrics
+baselines.py (most popular, embedding kNN), evaluate.py (the job); SASRec is a retriever
+(models/sasrec.py, pipelines/retrieval/). The metrics
 themselves are models/metrics.py, shared with the training loops.
 """
 
@@ -10,9 +10,6 @@ from pipelines.lazy_exports import lazy_exports
 _EXPORTS = {
     "popularity_topk": "baselines",
     "knn_topk": "baselines",
-    "SASRecConfig": "config",
-    "train_sasrec": "sasrec",
-    "sasrec_top_k": "sasrec",
     "EvaluateConfig": "evaluate",
     "evaluate_methods": "evaluate",
     "run_evaluate": "evaluate",

@@ -1,156 +1,179 @@
-"""Offline evaluation on the test split: TIGER vs. most-popular, embedding kNN and SASRec, same run.
+"""Offline evaluation, fair by construction: every retriever, the kNN baseline and tonight's list (the union
+ranked by the TWIN-V2 ranker's fusion) on the same held-out users, with the same seen set excluded.
 
-Recall@5/10 and NDCG@5/10 with full ranking over all items (as in the TIGER
-paper); items in the history excluded for every method alike. The headline is
-over every held-out user: a target without a semantic ID (an item first seen
-in test has no vector) is a miss for every method; the figures over users
-whose target has an ID sit beside it. Results go to ops.metrics
-(`<method>/<metric>`, `<method>/with_id/<metric>`) and a PNG.
+- The seen set is the one `SequenceData.seen(role)` builds: all of the user's items before the target, as
+  serving excludes everything a user had (models/seen.py applies it for every method).
+- Models are the served versions (or pinned ones): the evaluation trains nothing.
+- Recall@5/10 and NDCG@5/10 with full ranking over all items (as in the TIGER paper), over every held-out
+  user: a target without a semantic ID (an item first seen in test) is a miss for every method; the figures
+  over users whose target has an ID sit beside them.
+- Every method carries the standard error of its NDCG@10 and Recall@10 over users, and its paired per-user
+  difference to the best other method with that difference's standard error.
+
+Results go to ops.metrics (`<method>/<metric>`) and a PNG with error bars.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import pathlib
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from models.examples import Examples
 from models.metrics import per_user_gains, ranking_metrics, standard_error
-from pipelines.evaluation.baselines import knn_topk, popularity_topk
-from pipelines.evaluation.config import SASRecConfig
+from pipelines.evaluation.baselines import knn_topk
 from pipelines.lakehouse.artifacts import ArtifactStore
-from pipelines.lakehouse.catalog import SILVER_EVENTS, Catalog
+from pipelines.lakehouse.catalog import Catalog
 from pipelines.lakehouse.config import logical_time
 from pipelines.lakehouse.ops import write_metrics
-from pipelines.lakehouse.table_io import read_table_arrow
 from pipelines.plots import plot_method_comparison
-from pipelines.ranking.inputs import load_ranker_inputs
-from pipelines.ranking.serving import MODEL as RANKER
-from pipelines.ranking.serving import RankerFeatures, evaluate_ranker, load_ranker, rerank
-from pipelines.retrieval.inputs import RetrievalInputs, item_vectors_by_row, load_retrieval_inputs
-from pipelines.retrieval.sequences import SequenceData, build_sequences, training_item_counts
-from pipelines.retrieval.serving import load_tiger, tiger_top_k
-from pipelines.splits import SEQUENCE_COLUMNS, SplitConfig
+from pipelines.ranking.examples import with_recent_events
+from pipelines.ranking.nightly import (
+    FALLBACK,
+    UNION_WIDTH,
+    NightlyModels,
+    load_retrievers,
+    nightly_lists,
+)
+from pipelines.retrieval.inputs import (
+    RetrievalInputs,
+    item_vectors_by_row,
+    load_retrieval_inputs,
+    sequences_at_width,
+)
+from pipelines.retrieval.registry import DEFAULT_RETRIEVERS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
+NIGHTLY = "nightly"  # the method name of tonight's list in every report
+HEADLINE = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     run_date: dt.date
-    tiger_version: str | None = None
-    beam_width: int = 20
-    exclude_history: bool = True
+    role: Literal["test", "valid"] = "test"  # valid: what the models were selected on (optimistic)
+    retrievers: tuple[str, ...] = (*DEFAULT_RETRIEVERS, FALLBACK)
+    versions: tuple[tuple[str, str], ...] = ()  # model -> version ("twin" for the ranker); default: served
+    knn: bool = True  # the content kNN baseline (item vectors nearest the last item)
+    nightly: bool = True  # tonight's list: the union ranked by the served ranker (when a ranker exists)
     plot_dir: str = "plots"
-    role: str = "test"  # or "valid"
-    ranker: bool = True  # also TIGER + TWIN-V2 rerank (and the ranker's AUC/GAUC) when a ranker exists
-    ranker_version: str | None = None  # the ranker's card says how deep into TIGER's list it reorders
-    sasrec: SASRecConfig | None = SASRecConfig()  # None: no SASRec baseline
 
     @property
     def run_id(self) -> str:
         return f"evaluate-{self.run_date.isoformat()}"
 
 
-def evaluate_methods(
-    catalog: Catalog, store: ArtifactStore, config: EvaluateConfig, inputs: RetrievalInputs | None = None
-) -> tuple[dict[str, dict[str, float]], str]:
-    """{method: {recall@5, ndcg@5, recall@10, ndcg@10 (over every held-out user), with_id/... (over users
-    whose target has a semantic ID), ndcg@10_se, ...}} and the TIGER version evaluated."""
-    inputs = inputs or load_retrieval_inputs(catalog)
-    examples = getattr(inputs.sequences, config.role)
-    unreachable = int(inputs.sequences.stats[f"{config.role}_targets_without_semantic_id"])
-    model, version, _ = load_tiger(store, config.tiger_version, inputs.rqvae_version, None)
-    started = time.perf_counter()
-    tiger = tiger_top_k(model, inputs.index, examples, 10, config.beam_width, config.exclude_history)
-    tiger_seconds = time.perf_counter() - started
-    counts = training_item_counts(inputs.sequences.train, len(inputs.index.item_ids))
-    ranked = {
-        "tiger": tiger.items.numpy(),
-        "popularity": popularity_topk(counts, examples.histories, 10, config.exclude_history),
-        "knn": knn_topk(item_vectors_by_row(catalog, inputs.index), examples.histories, 10, config.exclude_history),
-    }
-    extra: dict[str, dict[str, float]] = {"tiger": {"users_per_s": len(examples) / tiger_seconds if tiger_seconds else 0.0}}
-    if config.sasrec is not None:
-        ranked["sasrec"], extra["sasrec"] = sasrec_ranking(catalog, inputs, config, examples)
-    if config.ranker and store.latest_version(RANKER) is not None:
-        ranked["tiger+twin"], extra["tiger+twin"] = rerank_tiger(catalog, store, config, inputs, model, examples)
-    results = {name: method_metrics(r, examples.targets, unreachable) | extra.get(name, {})
-               for name, r in ranked.items()}
-    for name, metrics in results.items():
-        log.info("%s on %d %s users (%d of them with a target no method can rank): %s", name,
-                 len(examples) + unreachable, config.role, unreachable, {k: round(v, 4) for k, v in metrics.items()})
-    return results, version
+@dataclass(frozen=True)
+class Evaluation:
+    results: dict[str, dict[str, float]]  # method -> metrics (see module docstring)
+    versions: dict[str, str]  # model -> version evaluated
+    users: int  # every held-out user of the role
+    per_user: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # method -> {recall@10, ndcg@10}
+    compared_with: dict[str, str] = field(default_factory=dict)  # method -> the best other method (NDCG@10)
+
+    def best(self, metric: str = "ndcg@10", exclude: tuple[str, ...] = ()) -> str | None:
+        candidates = [m for m in self.results if m not in exclude]
+        return max(candidates, key=lambda m: self.results[m][metric]) if candidates else None
+
+    def paired(self, method: str, other: str, metric: str = "ndcg@10") -> tuple[float, float]:
+        """(mean per-user difference method - other, its standard error) on the same users."""
+        diff = self.per_user[method][metric] - self.per_user[other][metric]
+        return float(diff.mean()), standard_error(diff)
 
 
-def method_metrics(ranked: np.ndarray, targets: np.ndarray, unreachable: int) -> dict[str, float]:
-    """Headline metrics over every held-out user, the same over users whose target has an ID, and the
-    standard error of NDCG@10 over users."""
-    _, gains = per_user_gains(ranked, targets, 10)
-    over_all = np.r_[gains, np.zeros(unreachable)]
+def method_metrics(ranked: np.ndarray, targets: np.ndarray, unreachable: int) -> tuple[dict[str, float],
+                                                                                        dict[str, np.ndarray]]:
+    """(metrics over every held-out user + with_id/..., per-user Recall@10 and NDCG@10 over every user)."""
+    hits, gains = per_user_gains(ranked, targets, 10)
+    pad = np.zeros(unreachable)
+    per_user = {"recall@10": np.r_[hits, pad], "ndcg@10": np.r_[gains, pad]}
     with_id = {f"with_id/{k}": v for k, v in ranking_metrics(ranked, targets).items()}
-    return ranking_metrics(ranked, targets, unreachable=unreachable) | with_id | {
-        "ndcg@10_se": standard_error(over_all), "users": float(len(over_all))}
+    metrics = ranking_metrics(ranked, targets, unreachable=unreachable) | with_id | {
+        "ndcg@10_se": standard_error(per_user["ndcg@10"]), "recall@10_se": standard_error(per_user["recall@10"]),
+        "users": float(len(per_user["ndcg@10"]))}
+    return metrics, per_user
 
 
-def long_sequences(catalog: Catalog, inputs: RetrievalInputs, width: int) -> SequenceData:
-    """The same split as `inputs` (same events version, same item rows) with histories `width` items wide."""
-    events, _ = read_table_arrow(catalog, SILVER_EVENTS.name, columns=list(SEQUENCE_COLUMNS),
-                                 version=inputs.table_versions[SILVER_EVENTS.name])
-    return build_sequences(events.to_pandas(), inputs.index, SplitConfig(max_history=width))
+def evaluate_methods(catalog: Catalog, store: ArtifactStore, config: EvaluateConfig,
+                     inputs: RetrievalInputs | None = None) -> Evaluation:
+    inputs = inputs or load_retrieval_inputs(catalog)
+    sequences = sequences_at_width(catalog, inputs, UNION_WIDTH)
+    examples, seen = getattr(sequences, config.role), sequences.seen(config.role)
+    unreachable = int(inputs.sequences.stats[f"{config.role}_targets_without_semantic_id"])
+    pinned = dict(config.versions)
+    retrievers = load_retrievers(store, config.retrievers, inputs, pinned, missing_ok=True)
+    ranked: dict[str, np.ndarray] = {}
+    extra: dict[str, dict[str, float]] = {}
+    for name, retriever in retrievers.items():
+        started = time.perf_counter()
+        ranked[name] = retriever.top_k(examples, 10, seen).items
+        extra[name] = {"users_per_s": len(examples) / max(time.perf_counter() - started, 1e-9)}
+    if config.knn:
+        ranked["knn"] = knn_topk(item_vectors_by_row(catalog, inputs.index), examples.histories, 10, seen)
+    versions = {name: r.version for name, r in retrievers.items()}
+    if config.nightly:
+        nightly = _nightly(catalog, store, inputs, retrievers, pinned, examples, seen)
+        if nightly is not None:
+            ranked[NIGHTLY], extra[NIGHTLY], versions["twin"] = nightly
+    results, per_user = {}, {}
+    for name, lists in ranked.items():
+        results[name], per_user[name] = method_metrics(lists, examples.targets, unreachable)
+        results[name] |= extra.get(name, {})
+    evaluation = Evaluation(results, versions, len(examples) + unreachable, per_user)
+    for name in results:
+        other = evaluation.best(exclude=(name,))
+        if other is not None:
+            for metric in ("ndcg@10", "recall@10"):
+                diff, se = evaluation.paired(name, other, metric)
+                results[name] |= {f"vs_best_other/{metric}": diff, f"vs_best_other/{metric}_se": se}
+            evaluation.compared_with[name] = other
+        log.info("%s on %d %s users (%d whose target no method can rank): %s", name, evaluation.users,
+                 config.role, unreachable, {k: round(v, 4) for k, v in results[name].items() if "/" not in k})
+    return evaluation
 
 
-def sasrec_ranking(catalog: Catalog, inputs: RetrievalInputs, config: EvaluateConfig,
-                   examples: Examples) -> tuple[np.ndarray, dict[str, float]]:
-    """SASRec trained on the training split (dropout chosen on validation) -> top-10 for `examples`' users."""
-    from pipelines.evaluation.sasrec import (  # torch: only when SASRec runs
-        sasrec_top_k,
-        train_sasrec,
-    )
+def _nightly(catalog, store, inputs, retrievers, pinned, examples, seen):
+    """(top-10 of tonight's list, its extra metrics, the ranker version), or None without a ranker."""
+    from pipelines.ranking.inputs import load_ranker_inputs
+    from pipelines.ranking.serving import MODEL as RANKER
+    from pipelines.ranking.serving import load_ranker
+    from pipelines.ranking.union import union_of
 
-    assert config.sasrec is not None
-    sequences = long_sequences(catalog, inputs, config.sasrec.max_length)
-    held = getattr(sequences, config.role)
-    if not np.array_equal(held.targets, examples.targets):  # same split, same users: a bug otherwise
-        raise AssertionError("SASRec's held-out examples differ from TIGER's")
-    model, report = train_sasrec(sequences.train, sequences.valid, len(inputs.index.item_ids), config.sasrec,
-                                 config.exclude_history)
-    chosen = report["chosen"]
-    return sasrec_top_k(model, held, 10, config.exclude_history), {
-        "dropout": chosen["dropout"], "best_epoch": float(chosen["best_epoch"]),
-        "train_seconds": float(sum(c["seconds"] for c in report["candidates"]))}
-
-
-def rerank_tiger(catalog, store, config: EvaluateConfig, inputs: RetrievalInputs, model, examples):
-    """TIGER's top-N (the depth the ranker's blend was chosen at) reordered by the ranker -> top-10; plus the
-    ranker's AUC/GAUC on the same users."""
-    ranker, _, blend = load_ranker(store, config.ranker_version, inputs.rqvae_version)
+    if store.latest_version(RANKER) is None and RANKER not in pinned:
+        log.warning("no ranker trained yet: the nightly list is not evaluated (run train-twin)")
+        return None
+    ranker, version, fusion = load_ranker(store, pinned.get(RANKER), inputs.rqvae_version)
     ranker_inputs = load_ranker_inputs(catalog, inputs, check_holdout=True)
-    top = tiger_top_k(model, inputs.index, examples, blend.depth, None, config.exclude_history)
-    features = RankerFeatures.of(ranker_inputs, examples, ranker.config.recent_events)
-    items, _, _ = rerank(ranker, features, examples.users, top.items.numpy(), 10,
-                         retrieval_scores=top.scores.numpy().astype(np.float64), blend_weight=blend.weight)
-    quality = evaluate_ranker(ranker, ranker_inputs, examples, negatives=20, seed=7)
-    return items, {**quality, "blend_weight": -1.0 if math.isinf(blend.weight) else blend.weight}
+    union_members = {n: r for n, r in retrievers.items() if n != FALLBACK}
+    models = NightlyModels(union_members, fusion, ranker, ranker_inputs.vectors, ranker_inputs.tokens,
+                           retrievers.get(FALLBACK))
+    keys = with_recent_events(ranker_inputs.clusters, examples.users, examples.histories, ranker.config.recent_events)
+    lists = nightly_lists(models, examples, seen, keys)
+    found = union_of({n: r.top_k(examples, fusion.depth, seen) for n, r in union_members.items()})
+    union_hit = (found.items == examples.targets[:, None]).any(1)
+    extra = {"union_recall@depth": float(union_hit.mean()) if len(union_hit) else 0.0,
+             "union_depth": float(found.items.shape[1]), "ranker_weight": fusion.ranker_weight}
+    return lists.items(10), extra, version
 
 
 def run_evaluate(spark: SparkSession, catalog: Catalog, store: ArtifactStore, config: EvaluateConfig) -> dict:
-    results, version = evaluate_methods(catalog, store, config)
-    flat = {f"{method}/{metric}": value for method, metrics in results.items() for metric, value in metrics.items()}
+    evaluation = evaluate_methods(catalog, store, config)
+    flat = {f"{method}/{metric}": value for method, metrics in evaluation.results.items()
+            for metric, value in metrics.items()}
     write_metrics(spark, catalog, "evaluate", config.run_id, flat, logical_time(config.run_date))
     plot = plot_method_comparison(
-        {m: {k: v for k, v in r.items() if "@" in k and "/" not in k and not k.endswith("_se")}
-         for m, r in results.items()},
+        {m: {k: r[k] for k in HEADLINE} for m, r in evaluation.results.items()},
         pathlib.Path(config.plot_dir) / f"evaluation_{config.run_date.isoformat()}.png",
-        f"{config.role} split, TIGER {version} vs. baselines",
+        f"{config.role} split ({evaluation.users:,} users), bars: +- 1 standard error",
+        errors={m: {"ndcg@10": r["ndcg@10_se"], "recall@10": r["recall@10_se"]} for m, r in evaluation.results.items()},
     )
-    return {"tiger_version": version, "results": results, "plot": plot}
+    return {"versions": evaluation.versions, "results": evaluation.results, "plot": plot, "users": evaluation.users,
+            "evaluation": evaluation}

@@ -4,12 +4,15 @@ The card holds the config, the Delta versions of the tables read, the
 final metrics, and a SHA-256 of every weights file, so any candidate row can
 be traced back to its data and a swapped or corrupted file is refused before
 it is loaded (weights load with `torch.load(weights_only=True)` only). A
-`LATEST` file per model names the version the next job uses by default; it is
-replaced atomically once a version is complete.
+`LATEST` file per model names the version being served (the one jobs use by
+default); it is replaced atomically once a version is complete, or when a gate
+or a person promotes one, and `SERVED.jsonl` keeps every change of it (when,
+which version, why) so a rollback knows what was served before.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -21,6 +24,7 @@ from pipelines.errors import ArtifactIntegrityError
 
 CARD_FILE = "card.json"
 LATEST_FILE = "LATEST"
+SERVED_LOG = "SERVED.jsonl"
 WEIGHTS_SUFFIX = ".pt"
 CHECKSUMS = "sha256"  # card key: {file name: hex digest} of the version's weights files
 
@@ -40,8 +44,38 @@ class ArtifactStore:
         card = {"model": model, "version": version, **card, CHECKSUMS: checksums}
         _atomic_write(path, json.dumps(card, indent=2, default=str))
         if promote:
-            _atomic_write(pathlib.Path(self.root) / model / LATEST_FILE, version + "\n")
+            self.promote(model, version, "trained")
         return path
+
+    def promote(self, model: str, version: str, reason: str) -> None:
+        """Serve `version` from now on (its weights verified first); the change is logged in SERVED.jsonl."""
+        self.verify(model, version)
+        previous = self.latest_version(model)
+        entry = {"version": version, "previous": previous, "reason": reason,
+                 "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        with (pathlib.Path(self.root) / model / SERVED_LOG).open("a") as log:
+            log.write(json.dumps(entry) + "\n")
+        _atomic_write(pathlib.Path(self.root) / model / LATEST_FILE, version + "\n")
+
+    def served_history(self, model: str) -> list[dict[str, Any]]:
+        path = pathlib.Path(self.root) / model / SERVED_LOG
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+    def rollback(self, model: str) -> str:
+        """Serve again the version served before the current one; returns it."""
+        current = self.latest_version(model)
+        history = self.served_history(model)
+        for entry in reversed(history):
+            if entry["version"] == current and entry.get("previous"):
+                self.promote(model, entry["previous"], f"rollback from {current}")
+                return str(entry["previous"])
+        raise FileNotFoundError(f"{model}: nothing was served before {current}; no rollback possible")
+
+    def versions(self, model: str) -> list[str]:
+        """Every version with a card, oldest first."""
+        folder = pathlib.Path(self.root) / model
+        cards = sorted(folder.glob(f"*/{CARD_FILE}"), key=lambda p: p.stat().st_mtime) if folder.exists() else []
+        return [p.parent.name for p in cards]
 
     def read_card(self, model: str, version: str) -> dict[str, Any]:
         path = self.directory(model, version) / CARD_FILE

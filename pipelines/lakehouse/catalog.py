@@ -191,16 +191,20 @@ GOLD_CANDIDATES = TableSpec(
         pa.field("rank", pa.int32(), nullable=False),  # 1 = best
         pa.field("item_id", pa.string(), nullable=False),
         pa.field("semantic_id", pa.string(), nullable=False),
-        pa.field("score", pa.float64(), nullable=False),  # what the rank orders by
-        pa.field("retrieval_score", pa.float64(), nullable=False),  # TIGER beam log-probability
-        pa.field("ranker_score", pa.float64()),  # TWIN-V2 logit; null when reranking is off
-        pa.field("source", pa.string(), nullable=False),  # tiger | tiger+twin
-        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),  # what the rank orders by: the fusion's score
+        # the retrievers whose top-K held the item, and the rank (1 = best) and score each gave it
+        pa.field("retrievers", pa.list_(pa.field("element", pa.string())), nullable=False),
+        pa.field("retriever_ranks", pa.list_(pa.field("element", pa.int32())), nullable=False),
+        pa.field("retriever_scores", pa.list_(pa.field("element", pa.float64())), nullable=False),
+        pa.field("ranker_score", pa.float64()),  # TWIN-V2 logit; null when the ranker is off
+        pa.field("source", pa.string(), nullable=False),  # the retrievers joined: tiger | sasrec | tiger+sasrec ...
+        pa.field("model_version", pa.string(), nullable=False),  # every retriever's version: tiger=...,sasrec=...
         pa.field("ranker_version", pa.string()),
     ),
     key=("run_date", "user_id", "rank"),
     partition_by=("run_date",),
-    description="Tonight's top-K per user; one partition per run date, replaced on rerun.",
+    description="Tonight's list per user: the retrievers' union ordered by the ranker's fusion; one partition "
+                "per run date, replaced on rerun.",
 )
 
 TABLES: dict[str, TableSpec] = {

@@ -88,3 +88,31 @@ def write_metrics(
     df = spark.createDataFrame(rows, OPS_METRICS.spark_schema())
     log.info("metrics for %s/%s: %s", job, run_id, dict(metrics))
     return replace_run_rows(spark, catalog, OPS_METRICS.name, {"job": job}, run_id, df)
+
+
+def write_metrics_arrow(catalog: Catalog, job: str, run_id: str, metrics: Mapping[str, float | int | None],
+                        as_of: dt.datetime) -> int:
+    """write_metrics without Spark (torch jobs, model gates): the job's partition rewritten in one commit."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipelines.lakehouse.delta import read_delta_arrow, write_delta_arrow
+
+    uri, options = catalog.location(OPS_METRICS.name), catalog.storage_options or None
+    new = pa.table({"run_id": [run_id] * len(metrics), "metric": list(metrics),
+                    "value": [None if v is None else float(v) for v in metrics.values()],
+                    "ts": [as_of] * len(metrics), "job": [job] * len(metrics)}, schema=OPS_METRICS.schema)
+    log.info("metrics for %s/%s: %s", job, run_id, dict(metrics))
+
+    def attempt() -> int:
+        version = table_version(uri, options)
+        rows = new
+        if version is not None:
+            current, _ = read_delta_arrow(uri, version=version, schema=OPS_METRICS.schema, storage_options=options)
+            kept = current.filter(pc.and_(pc.equal(current["job"], job), pc.not_equal(current["run_id"], run_id)))
+            rows = pa.concat_tables([kept.select(OPS_METRICS.schema.names).cast(OPS_METRICS.schema), new])
+        return write_delta_arrow(rows, uri, mode="overwrite", schema=OPS_METRICS.schema,
+                                 partition_by=OPS_METRICS.partition_by, replace_partitions=[{"job": job}],
+                                 read_version=version, storage_options=options)
+
+    return retry_on_conflict(attempt, what=f"{OPS_METRICS.name} rows of {run_id}", attempts=8)

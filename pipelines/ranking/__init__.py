@@ -1,23 +1,27 @@
-"""Ranking: the TWIN-V2 ranker that reorders TIGER's list.
+"""Ranking: the TWIN-V2 ranker that orders the retrievers' union into tonight's list.
 
-examples.py (pure: cluster arrays, labelled pairs), inputs.py (reads the tables),
-blend.py (TIGER score + w * ranker logit), training.py (the training job and the
-blend's calibration), serving.py (load a ranker, rerank), config.py (rerank depth).
+examples.py (pure: cluster arrays, labelled pairs), inputs.py (reads the tables), union.py (pure: the
+retrievers' lists merged), fusion.py (pure: ranker logit + retriever ranks, chosen and gated),
+nightly.py (union -> ranker -> fusion, shared by serving and evaluation), training.py (the training
+job and the fusion's calibration), serving.py (load a ranker, its logits), config.py (depths).
 """
 
 from pipelines.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "RerankConfig": "config",
-    "Blend": "blend",
-    "blended_order": "blend",
-    "choose_blend_weight": "blend",
+    "CandidateUnion": "union",
+    "union_of": "union",
+    "Fusion": "fusion",
+    "choose_fusion": "fusion",
+    "NightlyModels": "nightly",
+    "nightly_lists": "nightly",
     "RankerInputs": "inputs",
     "load_ranker_inputs": "inputs",
     "TrainTwinJobConfig": "training",
     "run_train_twin": "training",
     "load_ranker": "serving",
-    "rerank": "serving",
+    "ranker_logits": "serving",
     "evaluate_ranker": "serving",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""How the TWIN-V2 ranker reorders TIGER's list: one setting for training, evaluating and serving the blend.
+"""How the TWIN-V2 ranker orders the retrievers' union: one setting for training, evaluating and serving.
 
 No heavy imports: DAG files read these defaults for their Params.
 """
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RerankConfig:
-    # TIGER's top-N that the ranker reorders. The blend weight is chosen on lists of exactly this depth and the
-    # ranker's card records it, so evaluation and tonight's candidates reorder the same kind of list.
+    # Each retriever's top-N in the union the ranker orders. The fusion is chosen on unions of exactly this depth
+    # and the ranker's card records it, so evaluation and tonight's candidates order the same kind of list.
     depth: int = 50
     final_k: int = 20  # list length after the ranker
-    # Share of the validation users the ranker does not train on: the blend weight is chosen on them.
+    # Share of the validation users the ranker does not train on: the fusion is chosen and gated on them.
     calibration_share: float = 0.2
-    hard_negative_pool: int = 20  # TIGER's top-N that hard negatives are drawn from in training
+    hard_negative_pool: int = 20  # the union's first N that hard negatives are drawn from in training

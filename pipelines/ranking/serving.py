@@ -1,9 +1,8 @@
-"""Serving the TWIN-V2 ranker: load a trained ranker, score candidates, reorder TIGER's list by the blend,
-and its AUC/GAUC on held-out events (torch)."""
+"""Serving the TWIN-V2 ranker: load a trained ranker (and the fusion its card chose), score candidates, and
+its AUC/GAUC on held-out events (torch). The union it orders: nightly.py."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +12,8 @@ from models.examples import Examples
 from models.metrics import auc, gauc
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
-from pipelines.ranking.blend import blend_of, blended_order
 from pipelines.ranking.examples import UserClusters, labelled_pairs, with_recent_events
+from pipelines.ranking.fusion import RANKER_ONLY, Fusion
 from pipelines.ranking.inputs import RankerInputs
 
 MODEL = "twin"  # the artifact store's name for the ranker
@@ -32,7 +31,7 @@ def resolve_ranker(store: ArtifactStore, version: str | None, rqvae_version: str
 
 
 def load_ranker(store: ArtifactStore, version: str | None, rqvae_version: str, device: str | None = None):
-    """(model, version, blend) of a trained ranker, checked as resolve_ranker checks."""
+    """(model, version, fusion) of a trained ranker, checked as resolve_ranker checks."""
     import torch
 
     from models.device import default_device
@@ -46,7 +45,12 @@ def load_ranker(store: ArtifactStore, version: str | None, rqvae_version: str, d
     model = TwinRanker(TwinConfig(**model_config))
     model.load_state_dict(torch.load(store.directory(MODEL, version) / card["weights"], map_location=target,
                                      weights_only=True)["model"])
-    return model.to(target).eval(), version, blend_of(card)
+    return model.to(target).eval(), version, fusion_of(card)
+
+
+def fusion_of(card: dict) -> Fusion:
+    """The card's fusion; a ranker trained without retrievers (or before the union) ranks by its logit alone."""
+    return Fusion.from_card(card) if card.get("fusion") else RANKER_ONLY
 
 
 @dataclass(frozen=True)
@@ -66,23 +70,6 @@ class RankerFeatures:
         if examples is not None and recent:
             keys = with_recent_events(inputs.clusters, examples.users, examples.histories, recent)
         return cls(inputs.vectors, inputs.tokens, keys)
-
-
-def rerank(model, features: RankerFeatures, users: np.ndarray, candidates: np.ndarray, keep: int,
-           retrieval_scores: np.ndarray | None = None, blend_weight: float = math.inf,
-           precomputed=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """candidates [U, K] item rows (-1 = none) -> (items [U, keep], ranker logits, positions in the
-    TIGER list), ordered by TIGER's score + blend_weight * the ranker's logit (inf: the logit alone)."""
-    logits = ranker_logits(model, features, users, candidates, precomputed)
-    if retrieval_scores is None:
-        if not math.isinf(blend_weight):
-            raise ValueError("a finite blend weight needs the retrieval scores")
-        retrieval_scores = np.zeros(candidates.shape)
-    retrieval_scores = np.where(candidates >= 0, retrieval_scores, -np.inf)
-    order = blended_order(retrieval_scores, logits, blend_weight)[:, :keep]
-    items = np.take_along_axis(candidates, order, 1)
-    scores = np.take_along_axis(logits, order, 1)
-    return np.where(np.isfinite(scores), items, -1), scores, order
 
 
 def ranker_logits(model, features: RankerFeatures, users: np.ndarray, candidates: np.ndarray,

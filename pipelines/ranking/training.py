@@ -6,10 +6,11 @@ them) and the validation event of the users outside the calibration share,
 whose keys are gold.user_clusters. The test event is kept for evaluation.
 Every key set also holds the user's last raw events (TWIN-V2's short-term
 sequence). Negatives: catalog items the user never had, part of them from
-TIGER's top candidates for the same history when a TIGER model is available.
-The rerank orders TIGER's candidates by TIGER's score + w * the ranker's
-logit; w is chosen on validation users held out of training (`Blend`), on
-TIGER lists of the depth the nightly job reorders (`RerankConfig.depth`).
+the union of the retrievers' top candidates for the same history (hard
+negatives from every retriever). The nightly list orders that union by a
+fusion of the ranker's logit and each retriever's rank (fusion.py), chosen
+and gated on validation users held out of training, on unions of the depth
+the nightly job retrieves (`RerankConfig.depth` per retriever).
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from models.config import TwinConfig, TwinTrainConfig
 from models.examples import Examples
+from models.seen import Seen
 from pipelines.behavior.config import ClusteringConfig
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import GOLD_USER_CLUSTERS, SILVER_EVENTS, Catalog
 from pipelines.lakehouse.table_io import read_table_arrow
-from pipelines.ranking.blend import RANKER_ONLY, Blend, calibration_users, choose_blend_weight
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.cuts import CutExamples, training_cuts
 from pipelines.ranking.examples import (
@@ -39,7 +41,9 @@ from pipelines.ranking.examples import (
     merge_keys,
     with_recent_events,
 )
+from pipelines.ranking.fusion import RANKER_ONLY, Fusion, calibration_users, choose_fusion
 from pipelines.ranking.inputs import RankerInputs, load_ranker_inputs
+from pipelines.ranking.nightly import UNION_WIDTH, load_retrievers, retrieve_union
 from pipelines.ranking.serving import (
     MODEL,
     WEIGHTS_FILE,
@@ -47,8 +51,11 @@ from pipelines.ranking.serving import (
     evaluate_ranker,
     ranker_logits,
 )
-from pipelines.retrieval.inputs import RetrievalInputs
-from pipelines.retrieval.serving import load_tiger, tiger_top_k
+from pipelines.ranking.union import CandidateUnion
+from pipelines.retrieval.inputs import RetrievalInputs, sequences_at_width
+from pipelines.retrieval.registry import DEFAULT_RETRIEVERS
+from pipelines.retrieval.retriever import Retriever
+from pipelines.retrieval.sequences import SequenceData
 from pipelines.splits import SEQUENCE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -60,38 +67,54 @@ class TrainTwinJobConfig:
     model: TwinConfig = field(default_factory=TwinConfig)
     train: TwinTrainConfig = field(default_factory=TwinTrainConfig)
     version: str | None = None
-    hard_negatives: bool = True  # from TIGER's candidates when a TIGER model exists
-    tiger_version: str | None = None
-    # The nightly list is TIGER's score + w * the ranker's logit over TIGER's top `rerank.depth`; w is chosen
-    # on `rerank.calibration_share` of the validation users, whom the ranker does not train on.
+    hard_negatives: bool = True  # from the retrievers' candidates when trained retrievers exist
+    # The retrievers whose union the ranker orders, at these versions (default: the served ones).
+    retrievers: tuple[str, ...] = DEFAULT_RETRIEVERS
+    retriever_versions: tuple[tuple[str, str], ...] = ()
+    # The union is each retriever's top `rerank.depth`; the fusion is chosen on `rerank.calibration_share` of
+    # the validation users, whom the ranker does not train on.
     rerank: RerankConfig = field(default_factory=RerankConfig)
     # How training cuts are clustered: the settings cluster-behaviors built gold.user_clusters with.
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
 
 
-def calibrate_blend(model, inputs: RankerInputs, examples: Examples, tiger_items: np.ndarray,
-                    tiger_scores: np.ndarray) -> Blend:
-    """Choose w for TIGER score + w * logit by where `examples`' targets (users the ranker did not train on)
-    land in TIGER's reordered list (`choose_blend_weight`)."""
+def calibrate_fusion(model, inputs: RankerInputs, examples: Examples, union: CandidateUnion, depth: int,
+                     seed: int) -> Fusion:
+    """The fusion of the ranker's logit and the retrievers' ranks for `examples` (users the ranker did not
+    train on), chosen on half of them and gated on the other half (`choose_fusion`)."""
     logits = ranker_logits(model, RankerFeatures.of(inputs, examples, model.config.recent_events), examples.users,
-                           tiger_items)
-    scores = np.where(tiger_items >= 0, tiger_scores, -np.inf)
-    weight, recall, ndcg = choose_blend_weight(scores, logits, tiger_items, examples.targets)
-    log.info("blend weight %s on %d calibration users (list NDCG by weight: %s; Recall@10: %s)", weight,
-             len(examples), ndcg, recall)
-    return Blend(weight, len(examples), recall, depth=tiger_items.shape[1], ndcg_by_weight=ndcg)
+                           union.items)
+    fusion = choose_fusion(union, logits, examples.targets, examples.users, depth, seed)
+    log.info("fusion on %d calibration users: retriever weights %s, ranker weight %s; gate %s", len(examples),
+             dict(zip(fusion.retrievers, fusion.retriever_weights, strict=True)), fusion.ranker_weight, fusion.gate)
+    return fusion
 
 
-def tiger_candidates_for(store: ArtifactStore, inputs: RetrievalInputs, examples: Examples, k: int,
-                         version: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """TIGER's top-k (items, scores) for `examples`, or None when no TIGER model fits the current IDs."""
-    try:
-        model, _, _ = load_tiger(store, version, inputs.rqvae_version, None)
-    except (FileNotFoundError, UpstreamTableError) as exc:
-        log.info("no TIGER candidates: %s", exc)
+@dataclass(frozen=True)
+class UnionSource:
+    """The loaded retrievers and the wide sequences they read (same split, same users as the ranker's)."""
+
+    retrievers: dict[str, Retriever]
+    sequences: SequenceData
+
+    def union(self, examples: Examples, seen: Seen | None, depth: int) -> CandidateUnion:
+        return retrieve_union(self.retrievers, examples, depth, seen)
+
+    def valid_union(self, depth: int) -> CandidateUnion:
+        return self.union(self.sequences.valid, self.sequences.seen("valid"), depth)
+
+
+def union_source(catalog: Catalog, store: ArtifactStore, inputs: RetrievalInputs, names: Sequence[str],
+                 versions: Mapping[str, str] | None = None) -> UnionSource | None:
+    """The trained retrievers among `names` (None when there is none yet: the ranker then trains on catalog
+    negatives and ranks by its logit alone)."""
+    retrievers = load_retrievers(store, names, inputs, versions, missing_ok=True)
+    if not retrievers:
         return None
-    top = tiger_top_k(model, inputs.index, examples, k, None, True)
-    return top.items.numpy(), top.scores.numpy().astype(np.float64)
+    sequences = sequences_at_width(catalog, inputs, UNION_WIDTH)
+    if not np.array_equal(sequences.valid.targets, inputs.sequences.valid.targets):
+        raise AssertionError("the wide sequences' validation users differ from the ranker's")  # same split: a bug
+    return UnionSource(retrievers, sequences)
 
 
 def load_training_cuts(catalog: Catalog, inputs: RankerInputs, train: TwinTrainConfig,
@@ -150,36 +173,38 @@ def fit_ranker(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainC
                       pairs.items, pairs.labels, *keys.arrays())
 
 
-def fit_ranker_and_blend(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
-                         tiger: tuple[np.ndarray, np.ndarray] | None, rerank: RerankConfig = RerankConfig(),
-                         hard_negatives: bool = True, clusters: UserClusters | None = None,
-                         cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None):
-    """(model, history, blend): the ranker trained on the training cuts and the validation users outside the
-    calibration share (TIGER's top `rerank.hard_negative_pool` as hard negatives), the blend weight chosen on
-    the others within TIGER's `tiger` (items, scores) of every validation user, a list of the depth it will
-    reorder. Without TIGER: every user trains, the logit ranks alone."""
+def fit_ranker_and_fusion(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
+                          union: CandidateUnion | None, rerank: RerankConfig = RerankConfig(),
+                          hard_negatives: bool = True, clusters: UserClusters | None = None,
+                          cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None):
+    """(model, history, fusion): the ranker trained on the training cuts and the validation users outside the
+    calibration share (the union's first `rerank.hard_negative_pool` candidates as hard negatives), the
+    fusion chosen and gated on the others within the union of every validation user (`union`, aligned with
+    the validation examples), at the depth it will serve. Without a union: every user trains and the
+    logit ranks alone."""
     valid = inputs.retrieval.sequences.valid
-    held = (calibration_users(valid.users, rerank.calibration_share, train.seed) if tiger is not None
+    held = (calibration_users(valid.users, rerank.calibration_share, train.seed) if union is not None
             else np.zeros(len(valid), dtype=bool))
     if held.all():
         held[:] = False  # too few users to hold any out: train on all, rank by the logit
     train_rows = np.flatnonzero(~held)
-    hard = tiger[0][train_rows, :rerank.hard_negative_pool] if tiger is not None and hard_negatives else None
+    hard = union.items[train_rows, :rerank.hard_negative_pool] if union is not None and hard_negatives else None
     model, history = fit_ranker(inputs, model_config, train, hard, clusters, rows=train_rows, cuts=cuts,
                                 cut_hard=cut_hard if hard_negatives else None)
-    blend = RANKER_ONLY
-    if tiger is not None and held.any():
+    fusion = RANKER_ONLY
+    if union is not None and held.any():
         view = inputs if clusters is None else dataclasses.replace(inputs, clusters=clusters)
-        blend = calibrate_blend(model, view, valid.take(np.flatnonzero(held)), tiger[0][held], tiger[1][held])
-    return model, history, blend
+        rows = np.flatnonzero(held)
+        fusion = calibrate_fusion(model, view, valid.take(rows), union.take(rows), rerank.depth, train.seed)
+    return model, history, fusion
 
 
-def tiger_negatives_at_cuts(store: ArtifactStore, inputs: RankerInputs, cuts: CutExamples, pool: int,
-                            version: str | None = None) -> np.ndarray | None:
-    """TIGER's top `pool` for the history before each cut (hard negatives), or None without a TIGER model."""
+def union_negatives_at_cuts(source: UnionSource, cuts: CutExamples, pool: int) -> np.ndarray:
+    """The union's first `pool` candidates for the history before each cut (hard negatives)."""
     examples = Examples(cuts.users, cuts.histories, np.full(len(cuts), -1, dtype=np.int64))
-    found = tiger_candidates_for(store, inputs.retrieval, examples, pool, version) if len(cuts) else None
-    return None if found is None else found[0]
+    seen = [h[h >= 0] for h in cuts.histories]
+    depth = max(1, -(-pool // max(len(source.retrievers), 1)))
+    return source.union(examples, seen, depth).items[:, :pool]
 
 
 def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobConfig) -> dict[str, object]:
@@ -189,13 +214,14 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
     valid = inputs.retrieval.sequences.valid
     if len(valid) == 0:
         raise UpstreamTableError("no user has 3+ events: nothing to train the ranker on")
-    tiger = tiger_candidates_for(store, inputs.retrieval, valid, config.rerank.depth, config.tiger_version)
+    source = union_source(catalog, store, inputs.retrieval, config.retrievers, dict(config.retriever_versions))
+    union = source.valid_union(config.rerank.depth) if source is not None else None
     started = time.perf_counter()
     cuts = load_training_cuts(catalog, inputs, config.train, config.clustering) if config.train.cuts_per_user else None
-    cut_hard = (tiger_negatives_at_cuts(store, inputs, cuts, config.rerank.hard_negative_pool, config.tiger_version)
-                if cuts is not None and tiger is not None and config.hard_negatives else None)
-    model, history, blend = fit_ranker_and_blend(inputs, config.model, config.train, tiger,
-                                                 config.rerank, config.hard_negatives, cuts=cuts, cut_hard=cut_hard)
+    cut_hard = (union_negatives_at_cuts(source, cuts, config.rerank.hard_negative_pool)
+                if cuts is not None and source is not None and config.hard_negatives else None)
+    model, history, fusion = fit_ranker_and_fusion(inputs, config.model, config.train, union,
+                                                   config.rerank, config.hard_negatives, cuts=cuts, cut_hard=cut_hard)
     seconds = time.perf_counter() - started
     metrics = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, config.train.negatives,
                               config.train.seed + 1)
@@ -209,8 +235,9 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
         "config": {"model": dataclasses.asdict(model.config), "train": dataclasses.asdict(config.train)},
         "data": versions, "rqvae_version": inputs.retrieval.rqvae_version,
         "run_date": config.run_date.isoformat(), "weights": WEIGHTS_FILE,
-        "hard_negatives_from_tiger": tiger is not None and config.hard_negatives,
-        "blend": blend.to_card(),
+        "hard_negatives_from": sorted(source.retrievers) if source is not None and config.hard_negatives else [],
+        "retrievers": {} if source is None else {n: r.version for n, r in source.retrievers.items()},
+        "fusion": fusion.to_card(),
         "metrics": {"test_auc": metrics["auc"], "test_gauc": metrics["gauc"], "train_seconds": seconds,
                     "clusters_without_semantic_id": float(inputs.clusters_without_semantic_id),
                     "training_cuts": float(len(cuts) if cuts is not None else 0),
@@ -218,6 +245,6 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
         "history": history,
     }
     store.write_card(MODEL, version, card)
-    log.info("TWIN ranker %s: test AUC %.4f, GAUC %.4f, blend weight %s", version, metrics["auc"], metrics["gauc"],
-             blend.weight)
-    return {"version": version, **card["metrics"], "blend_weight": blend.to_card()["weight"]}
+    log.info("TWIN ranker %s: test AUC %.4f, GAUC %.4f, fusion %s", version, metrics["auc"], metrics["gauc"],
+             fusion.to_card())
+    return {"version": version, **card["metrics"], "fusion": fusion.to_card()}

@@ -67,3 +67,13 @@ def check_codebook(config: TigerConfig, index: ItemIndex) -> None:
             f"{GOLD_SEMANTIC_IDS.name} has {levels} tokens per item with codes up to {largest}; the TIGER config "
             f"expects {config.levels} tokens below {config.codebook_size}"
         )
+
+
+def sequences_at_width(catalog: Catalog, inputs: RetrievalInputs, width: int) -> SequenceData:
+    """The same split as `inputs` (same events version, same item rows) with histories `width` items wide
+    (SASRec reads 50, TIGER 20); `inputs.sequences` itself when it is that wide already."""
+    if inputs.sequences.train.histories.shape[1] == width:
+        return inputs.sequences
+    events, _ = read_table_arrow(catalog, SILVER_EVENTS.name, columns=list(SEQUENCE_COLUMNS),
+                                 version=inputs.table_versions[SILVER_EVENTS.name])
+    return build_sequences(events.to_pandas(), inputs.index, SplitConfig(max_history=width))

@@ -11,13 +11,19 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from models.examples import Examples
-from pipelines.splits import MIN_EVENTS_TO_HOLD_OUT, SplitConfig, in_event_order, leave_one_out
+from pipelines.splits import (
+    MIN_EVENTS_TO_HOLD_OUT,
+    SEQUENCE_COLUMNS,
+    SplitConfig,
+    in_event_order,
+    leave_one_out,
+)
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,22 @@ class SequenceData:
     serve_seen: list[np.ndarray]  # every item row each serve user ever had (kept out of candidates)
     serve_events: np.ndarray  # each serve user's number of events (all of them, known items or not)
     stats: dict[str, float]
+    # every item row each held-out example's user had before its target (the histories above are cut)
+    valid_seen: list[np.ndarray] = field(default_factory=list)
+    test_seen: list[np.ndarray] = field(default_factory=list)
+
+    def seen(self, role: str) -> list[np.ndarray]:
+        """The one seen set of `role` ("valid", "test", "serve") that every method excludes: all of the
+        user's items before the target, as tonight's candidates exclude everything the user had."""
+        return {"valid": self.valid_seen, "test": self.test_seen, "serve": self.serve_seen}[role]
 
 
 def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig = SplitConfig()) -> SequenceData:
-    """events (user_id, item_id, ts) -> examples per role, in item rows of `index`."""
+    """events (user_id, item_id, ts, and source_file/source_line where known) -> examples per role, in item
+    rows of `index`."""
     width = split.max_history
-    roles = leave_one_out(events[["user_id", "item_id", "ts"]], SplitConfig(max_history=10**9))
+    roles = leave_one_out(events[[c for c in SEQUENCE_COLUMNS if c in events.columns]],
+                          SplitConfig(max_history=10**9))
     known = index.rows(events["item_id"]) >= 0
     stats: dict[str, float] = {"events": float(len(events)), "events_without_semantic_id": float((~known).sum())}
 
@@ -90,16 +106,16 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
     train = Examples(np.asarray(users, dtype=object), right_aligned(histories, width), np.asarray(targets, np.int64))
 
     held: dict[str, Examples] = {}
+    seen: dict[str, list[np.ndarray]] = {}
     for role in ("valid", "test"):
         frame = roles[role]
         target_rows = index.rows(frame["target"])
         keep = target_rows >= 0
         stats[f"{role}_targets_without_semantic_id"] = float((~keep).sum())
-        held[role] = Examples(
-            frame["user_id"].to_numpy(dtype=object)[keep],
-            right_aligned(index.known_rows_of_each(list(frame["history"][keep])), width),
-            target_rows[keep],
-        )
+        before_target = index.known_rows_of_each(list(frame["history"][keep]))  # the whole history
+        held[role] = Examples(frame["user_id"].to_numpy(dtype=object)[keep], right_aligned(before_target, width),
+                              target_rows[keep])
+        seen[role] = [np.unique(rows) for rows in before_target]
     serving = serving_histories(events, index, width)
     stats.update({
         "train_examples": float(len(train)), "valid_examples": float(len(held["valid"])),
@@ -107,7 +123,7 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
         "users_too_short_to_hold_out": float((serving.events_per_user < MIN_EVENTS_TO_HOLD_OUT).sum()),
     })
     return SequenceData(train, held["valid"], held["test"], serving.examples, serving.seen,
-                        serving.events_per_user, stats)
+                        serving.events_per_user, stats, seen["valid"], seen["test"])
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,21 @@ by constrained beam search. Used by the nightly candidates, the evaluation and t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
 from models.examples import Examples
+from models.seen import Seen
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import GOLD_SEMANTIC_IDS
+from pipelines.retrieval.retriever import ItemCatalog, Retrieved
 from pipelines.retrieval.sequences import ItemIndex
+
+if TYPE_CHECKING:
+    pass
 
 MODEL = "tiger"  # the artifact store's name for TIGER models
 
@@ -52,3 +62,30 @@ def tiger_top_k(model, index: ItemIndex, examples: Examples, top_k: int, beam_wi
     return recommend(model, codes, trie, examples,
                      top_k=top_k, beam_width=beam_width or top_k, exclude_history=exclude_history,
                      batch_size=batch_size, progress=progress, exclude_items=exclude_items, fast=fast)
+
+
+@dataclass(frozen=True)
+class TigerRetriever:
+    """TIGER behind the retriever surface: constrained beam search over tonight's semantic IDs."""
+
+    model: Any
+    version: str
+    index: ItemIndex
+    beam_width: int | None = None  # None: k, and at least 20 (a top-10 from a beam of 10 misses items)
+    batch_size: int | None = None
+    name: str = MODEL
+
+    def top_k(self, examples: Examples, k: int, seen: Seen | None) -> Retrieved:
+        width = self.model.config.max_history
+        cropped = Examples(examples.users, examples.histories[:, -width:], examples.targets)
+        found = tiger_top_k(self.model, self.index, cropped, k, self.beam_width or max(k, 20), seen is not None,
+                            self.batch_size,
+                            progress=False, exclude_items=seen)
+        items = found.items.numpy()
+        return Retrieved(items, np.where(items >= 0, found.scores.numpy().astype(np.float64), -np.inf))
+
+
+def load_tiger_retriever(store: ArtifactStore, version: str | None, inputs: ItemCatalog,
+                         device: str | None = None) -> TigerRetriever:
+    model, version, _ = load_tiger(store, version, inputs.rqvae_version, device)
+    return TigerRetriever(model, version, inputs.index)

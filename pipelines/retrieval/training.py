@@ -23,6 +23,7 @@ from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import GOLD_SEMANTIC_IDS, SILVER_EVENTS, Catalog
 from pipelines.retrieval.inputs import RetrievalInputs, check_codebook, load_retrieval_inputs
+from pipelines.retrieval.retriever import FitContext
 from pipelines.retrieval.serving import MODEL
 from pipelines.splits import SplitConfig
 
@@ -56,10 +57,12 @@ def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerC
     return store.directory(MODEL, latest) / BEST_FILE
 
 
-def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJobConfig) -> dict[str, object]:
+def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJobConfig,
+                    inputs: RetrievalInputs | None = None, promote: bool = True) -> dict[str, object]:
     from models.tiger_training import train_tiger
 
-    inputs = load_retrieval_inputs(catalog, config.split)
+    if inputs is None or inputs.sequences.train.histories.shape[1] != config.split.max_history:
+        inputs = load_retrieval_inputs(catalog, config.split)
     model_config = dataclasses.replace(config.model, max_history=config.split.max_history)
     check_codebook(model_config, inputs.index)
     data = inputs.sequences
@@ -74,9 +77,9 @@ def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJo
                              if config.warm_start else (None, None))
     started = time.perf_counter()
     model, state = train_tiger(inputs.index.codes, data.train, data.valid, model_config, config.train,
-                               directory=directory, initial_weights=initial_weights)
+                               directory=directory, initial_weights=initial_weights, valid_seen=data.seen("valid"))
     card = _model_card(config, model_config, inputs, model, state, time.perf_counter() - started, warm)
-    store.write_card(MODEL, version, card)
+    store.write_card(MODEL, version, card, promote=promote)
     return {"version": version, "directory": str(directory), **card["metrics"]}
 
 
@@ -106,7 +109,7 @@ def _model_card(config: TrainTigerJobConfig, model_config: TigerConfig, inputs: 
 
     epochs = state.history
     metrics: dict[str, float] = {
-        "best_valid_recall@10": state.best_recall, "best_epoch": state.best_epoch,
+        "best_valid_ndcg@10": state.best_valid, "best_epoch": state.best_epoch,
         "epochs": state.epoch, "steps": state.step, "train_seconds": seconds,
         "examples_per_s": float(np.mean([e["examples_per_s"] for e in epochs])) if epochs else 0.0,
         **inputs.sequences.stats,
@@ -124,3 +127,15 @@ def _model_card(config: TrainTigerJobConfig, model_config: TigerConfig, inputs: 
         "metrics": metrics,
         "history": epochs,
     }
+
+
+def fit_tiger(context: FitContext) -> str:
+    """TIGER through the retriever surface: the context's preset, budget and seed."""
+    from pipelines.presets import PRESETS
+
+    preset = PRESETS[context.size]
+    train = dataclasses.replace(preset.tiger_train, seed=context.seed, device=context.device,
+                                max_minutes=context.minutes if context.minutes is not None else preset.tiger_train.max_minutes)
+    config = TrainTigerJobConfig(run_date=context.run_date, model=preset.tiger, train=train, version=context.version)
+    return str(run_train_tiger(context.catalog, context.store, config, inputs=context.inputs,
+                               promote=context.promote)["version"])

@@ -66,10 +66,17 @@ def test_task_graphs(dag_info):
     assert clusters["cluster_behaviors"]["outlets"] == ["gold.user_clusters"]
     nightly = dag_info["dags"]["nightly_candidates"]
     tasks = nightly["tasks"]
-    chain = ["check_upstream_tables", "train_tiger", "train_twin", "generate_candidates", "evaluate"]
+    assert tasks["check_upstream_tables"]["downstream"] == ["train_popularity", "train_sasrec", "train_tiger"]
+    assert tasks["train_tiger"]["downstream"] == ["gate_tiger"] and tasks["train_sasrec"]["downstream"] == ["gate_sasrec"]
+    for before in ("gate_tiger", "gate_sasrec", "train_popularity"):  # the ranker trains on the promoted retrievers
+        assert tasks[before]["downstream"] == ["train_twin"]
+    chain = ["train_twin", "generate_candidates", "evaluate"]
     for a, b in zip(chain[:-1], chain[1:], strict=True):
         assert tasks[a]["downstream"] == [b]
-    assert tasks["train_tiger"]["queue"] == tasks["train_twin"]["queue"] == tasks["generate_candidates"]["queue"] == "gpu"
+    gpu = ("train_tiger", "train_sasrec", "train_twin", "generate_candidates")
+    assert {tasks[t]["queue"] for t in gpu} == {"gpu"}
+    # a training task's timeout leaves room above its default budget
+    assert tasks["train_tiger"]["timeout_s"] > 60 * PRESETS["paper"].tiger_train.max_minutes
     assert tasks["generate_candidates"]["outlets"] == ["gold.candidates"]
     assert "gold.semantic_ids" in nightly["schedule"] and "gold.user_clusters" in nightly["schedule"]
     maintenance = dag_info["dags"]["lakehouse_maintenance"]

@@ -20,8 +20,9 @@ RUN = dt.date(2026, 11, 24)
 CONFIG = ClusteringConfig(gamma=10, seed=1)
 
 
-def _events_frame(spark, events: pd.DataFrame):
-    events = events.assign(source="synth", event_date=events["ts"].dt.date)
+def _events_frame(spark, events: pd.DataFrame, batch: str = "synth"):
+    events = events.assign(source="synth", event_date=events["ts"].dt.date, source_event_id=None,
+                           source_file=f"{batch}.parquet", source_line=range(1, len(events) + 1), ingest_batch=batch)
     return spark.createDataFrame(events[SILVER_EVENTS.schema.names], SILVER_EVENTS.spark_schema())
 
 
@@ -75,6 +76,22 @@ def test_only_changed_users_are_reclustered_in_one_commit(spark, catalog):
     assert unchanged(after).equals(unchanged(before))
     # a rerun with nothing new touches nobody
     assert run_cluster_behaviors(spark, catalog, config).metrics["users_reclustered"] == 0
+
+
+def test_a_correction_that_keeps_count_and_latest_time_still_reclusters(spark, catalog):
+    """A late correction swaps one old event for another: same event count, same latest event, new history."""
+    _, events, _ = _load(spark, catalog)
+    config = BehaviorClusterConfig(run_date=RUN, clustering=CONFIG)
+    run_cluster_behaviors(spark, catalog, config)
+    user = events["user_id"].iloc[0]
+    history = events[events["user_id"] == user].sort_values("ts")
+    oldest = history.iloc[[0]]
+    swapped = oldest.assign(item_id=events.loc[events["item_id"] != oldest["item_id"].iloc[0], "item_id"].iloc[0])
+    # rewrite the user's oldest event in place (its partition), as a corrected batch would
+    rest = events.drop(index=oldest.index)
+    write_table(spark, catalog, SILVER_EVENTS.name, _events_frame(spark, pd.concat([rest, swapped])), mode="overwrite")
+    report = run_cluster_behaviors(spark, catalog, config)
+    assert report.metrics["users_reclustered"] == 1
 
 
 def test_events_without_embedding_are_quarantined_not_dropped(spark, catalog):

@@ -1,4 +1,5 @@
-"""train-tiger -> generate-candidates -> train-twin -> rerank -> evaluate on a small synthetic lakehouse.
+"""train-tiger, train-sasrec, train-popularity -> generate-candidates (the union) -> train-twin -> the union
+ranked -> evaluate, gates and rollbacks, on a small synthetic lakehouse.
 
 Each stage is a module-scoped fixture built on the one before, so every test
 names the stage it checks and a failure points at that stage.
@@ -17,6 +18,7 @@ import pytest
 from models.config import (
     RQVAEConfig,
     RQVAETrainConfig,
+    SASRecConfig,
     TigerConfig,
     TigerTrainConfig,
     TwinConfig,
@@ -25,7 +27,6 @@ from models.config import (
 from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
 from pipelines.candidates import CandidatesConfig, run_generate_candidates
 from pipelines.errors import UpstreamTableError
-from pipelines.evaluation.config import SASRecConfig
 from pipelines.evaluation.evaluate import EvaluateConfig, run_evaluate
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.ingest.synthetic import SynthConfig, generate, synthetic_item_embeddings, write_raw
@@ -36,10 +37,12 @@ from pipelines.lakehouse.catalog import GOLD_ITEM_EMBEDDINGS, Catalog
 from pipelines.lakehouse.config import LakehouseConfig
 from pipelines.lakehouse.delta import table_version
 from pipelines.lakehouse.table_io import read_table, write_table
-from pipelines.ranking.blend import BLEND_WEIGHTS
 from pipelines.ranking.config import RerankConfig
 from pipelines.ranking.training import TrainTwinJobConfig, run_train_twin
 from pipelines.retrieval.inputs import load_retrieval_inputs
+from pipelines.retrieval.popularity import fit_popularity
+from pipelines.retrieval.retriever import FitContext
+from pipelines.retrieval.sasrec import fit_sasrec
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
@@ -51,6 +54,7 @@ TIGER = TrainTigerJobConfig(run_date=RUN, model=TigerConfig.debug(codebook_size=
                             train=TigerTrainConfig(epochs=2, batch_size=64, warmup_steps=10, eval_users=USERS))
 TWIN = TrainTwinJobConfig(run_date=RUN, model=TwinConfig(d_model=16, heads=2, head_dim=8, mlp_dims=(16,)),
                           train=TwinTrainConfig(epochs=2, negatives=4), rerank=RerankConfig(depth=DEPTH))
+SASREC = SASRecConfig(d_model=16, dropout_grid=(0.2,), max_epochs=4, batch_size=16, lr=5e-3)
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +86,18 @@ def tiger(semantic_ids) -> dict:
 
 
 @pytest.fixture(scope="module")
-def candidates(spark, semantic_ids, tiger) -> tuple[CandidatesConfig, pd.DataFrame, dict]:
-    """TIGER's list alone (no ranker yet) for RUN."""
+def sasrec(semantic_ids) -> str:
     catalog, store = semantic_ids
-    config = CandidatesConfig(run_date=RUN, top_k=TOP_K, tiger_version=tiger["version"], rerank=False)
+    context = FitContext(catalog, store, load_retrieval_inputs(catalog), RUN)
+    fit_popularity(context)
+    return fit_sasrec(context, SASREC)
+
+
+@pytest.fixture(scope="module")
+def candidates(spark, semantic_ids, tiger, sasrec) -> tuple[CandidatesConfig, pd.DataFrame, dict]:
+    """The union of TIGER's and SASRec's lists (no ranker yet: their ranks' votes) for RUN."""
+    catalog, store = semantic_ids
+    config = CandidatesConfig(run_date=RUN, top_k=TOP_K, rerank=False, final_k=TOP_K)
     metrics = run_generate_candidates(spark, catalog, store, config)
     return config, read_table(spark, catalog, "gold.candidates").toPandas(), metrics
 
@@ -119,24 +131,32 @@ def test_tiger_card_records_the_tables_it_read_and_every_epoch(semantic_ids, tig
     steps_per_epoch = math.ceil(tiger["train_examples"] / TIGER.train.batch_size)
     assert (tiger["epochs"], tiger["steps"]) == (2, 2 * steps_per_epoch)
     assert [e["epoch"] for e in card["history"]] == [1, 2]
-    assert tiger["best_valid_recall@10"] == max(e["valid_recall@10"] for e in card["history"])
+    assert tiger["best_valid_ndcg@10"] == max(e["valid_ndcg@10"] for e in card["history"])
 
 
 def test_warm_start_keeps_the_weights_it_started_from(semantic_ids, tiger):
     catalog, store = semantic_ids
-    warm = run_train_tiger(catalog, store, dataclasses.replace(TIGER, version="warm", warm_start=True))
+    warm = run_train_tiger(catalog, store, dataclasses.replace(TIGER, version="warm", warm_start=True), promote=False)
+    assert store.latest_version("tiger") == tiger["version"]  # a candidate: not served until promoted
     source = store.read_card("tiger", "warm")["warm_start"]
     assert source == str(store.directory("tiger", tiger["version"]) / "best.pt") and warm["epochs"] == 2
     assert (store.directory("tiger", "warm") / "warm_start.pt").read_bytes() == pathlib.Path(source).read_bytes()
 
 
-def test_candidates_are_the_top_k_unseen_real_items_of_every_user(spark, semantic_ids, tiger, candidates):
+def test_candidates_are_the_top_k_unseen_real_items_of_every_user(spark, semantic_ids, tiger, sasrec, candidates):
     catalog, _ = semantic_ids
     _, table, metrics = candidates
     assert metrics["users"] == USERS and len(table) == USERS * TOP_K
     assert table.groupby("user_id")["rank"].apply(sorted).map(lambda r: r == [1, 2, 3, 4, 5]).all()
     assert table.groupby("user_id")["item_id"].nunique().eq(TOP_K).all()
-    assert set(table["model_version"]) == {tiger["version"]} and table["ranker_score"].isna().all()
+    assert set(table["model_version"]) == {f"tiger={tiger['version']},sasrec={sasrec}"}
+    assert table["ranker_score"].isna().all()
+    # every row says which retrievers found it, with each one's rank (1..TOP_K) and score
+    assert {r for rs in table["retrievers"] for r in rs} == {"tiger", "sasrec"}
+    assert all(len(r) == len(k) == len(s) > 0 for r, k, s in zip(table["retrievers"], table["retriever_ranks"],
+                                                                 table["retriever_scores"], strict=True))
+    assert all(1 <= k <= TOP_K for ks in table["retriever_ranks"] for k in ks)
+    assert (table["source"] == table["retrievers"].map("+".join)).all()
     ids = read_table(spark, catalog, "gold.semantic_ids").toPandas().set_index("item_id")["semantic_id"]
     assert (table["semantic_id"] == table["item_id"].map(ids)).all()  # every candidate is a real item
     events = read_table(spark, catalog, "silver.events").toPandas()
@@ -166,42 +186,45 @@ def test_ranker_refuses_clusters_that_hold_the_held_out_events(spark, semantic_i
         run_train_twin(copy, store, TWIN)
 
 
-def test_ranker_card_records_the_blend_and_the_depth_it_was_chosen_at(semantic_ids, ranker):
+def test_ranker_card_records_the_fusion_and_the_union_it_was_chosen_on(semantic_ids, tiger, sasrec, ranker):
     _, store = semantic_ids
     card = store.read_card("twin", ranker["version"])
-    assert card["hard_negatives_from_tiger"] and card["blend"]["depth"] == DEPTH
-    assert card["blend"]["calibration_users"] > 0
-    assert set(card["blend"]["recall@10_by_weight"]) == {str(w) for w in BLEND_WEIGHTS}
-    list_ndcg = card["blend"]["list_ndcg_by_weight"]  # what chose the weight
-    assert set(list_ndcg) == {str(w) for w in BLEND_WEIGHTS} and all(0 <= v <= 1 for v in list_ndcg.values())
-    weight = card["blend"]["weight"]
-    assert weight == 0.0 or list_ndcg[str(weight if weight is not None else math.inf)] > list_ndcg["0.0"]
+    assert card["hard_negatives_from"] == ["sasrec", "tiger"]
+    assert card["retrievers"] == {"tiger": tiger["version"], "sasrec": sasrec}
+    fusion = card["fusion"]
+    assert fusion["depth"] == DEPTH and fusion["calibration_users"] > 0 and fusion["retrievers"] == ["tiger", "sasrec"]
+    assert max(fusion["retriever_weights"]) <= 1.0 and fusion["ranker_weight"] >= 0.0
+    assert {"list_ndcg_gain", "list_ndcg_gain_se", "passed"} <= set(fusion["gate"])
     assert card["metrics"]["test_auc"] == ranker["test_auc"]
 
 
-def test_rerank_orders_tiger_candidates_by_the_blend(semantic_ids, ranker, reranked):
+def test_the_union_is_ordered_by_the_rankers_fusion(semantic_ids, ranker, reranked):
+    from pipelines.ranking.fusion import rank_feature
+
     _, store = semantic_ids
-    assert len(reranked) == USERS * FINAL_K and set(reranked["source"]) == {"tiger+twin"}
+    assert len(reranked) == USERS * FINAL_K and set(reranked["source"]) <= {"tiger", "sasrec", "tiger+sasrec"}
     assert set(reranked["ranker_version"]) == {ranker["version"]} and reranked["ranker_score"].notna().all()
     assert reranked.sort_values(["user_id", "rank"]).groupby("user_id")["score"].apply(
         lambda s: s.is_monotonic_decreasing).all()
-    blend = store.read_card("twin", ranker["version"])["blend"]
-    expected = reranked["ranker_score"] if blend["weight"] is None else (
-        reranked["retrieval_score"] + blend["weight"] * reranked["ranker_score"])
-    assert np.allclose(reranked["score"], expected)
+    fusion = store.read_card("twin", ranker["version"])["fusion"]
+    weights = dict(zip(fusion["retrievers"], fusion["retriever_weights"], strict=True))
+    votes = [sum(weights[r] * rank_feature(np.array([k]))[0] for r, k in zip(rs, ks, strict=True))
+             for rs, ks in zip(reranked["retrievers"], reranked["retriever_ranks"], strict=True)]
+    assert np.allclose(reranked["score"], np.array(votes) + fusion["ranker_weight"] * reranked["ranker_score"])
 
 
-def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids, tiger, ranker, tmp_path):
+def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids, tiger, sasrec, ranker, tmp_path):
     catalog, store = semantic_ids
-    report = run_evaluate(spark, catalog, store, EvaluateConfig(
-        run_date=RUN, plot_dir=str(tmp_path / "plots"), tiger_version=tiger["version"],
-        sasrec=SASRecConfig(dropout_grid=(0.2,), max_epochs=5)))
-    assert set(report["results"]) == {"tiger", "popularity", "knn", "sasrec", "tiger+twin"}
-    # TIGER's Recall@10 again, from its top-10 and a plain loop over the test users
+    report = run_evaluate(spark, catalog, store, EvaluateConfig(run_date=RUN, plot_dir=str(tmp_path / "plots")))
+    assert set(report["results"]) == {"tiger", "sasrec", "popularity", "knn", "nightly"}
+    assert report["versions"] == {"tiger": tiger["version"], "sasrec": sasrec,
+                                  "popularity": store.latest_version("popularity"), "twin": ranker["version"]}
+    # TIGER's Recall@10 again, from its top-10 and a plain loop over the test users, the same seen set
     inputs = load_retrieval_inputs(catalog)
     model, _, _ = load_tiger(store, tiger["version"], inputs.rqvae_version, None)
     test = inputs.sequences.test
-    top = tiger_top_k(model, inputs.index, test, 10, 20, True, progress=False).items.numpy()
+    top = tiger_top_k(model, inputs.index, test, 10, 20, True, progress=False,
+                      exclude_items=inputs.sequences.seen("test")).items.numpy()
     hits = [int(target in row) for row, target in zip(top.tolist(), test.targets.tolist(), strict=True)]
     # the headline counts every held-out user: those whose target has no semantic ID are misses
     all_users = len(hits) + inputs.sequences.stats["test_targets_without_semantic_id"]
@@ -209,6 +232,8 @@ def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids
         assert metrics["users"] == all_users, method
         assert metrics["recall@10"] == pytest.approx(metrics["with_id/recall@10"] * len(hits) / all_users)
     assert report["results"]["tiger"]["with_id/recall@10"] == pytest.approx(sum(hits) / len(hits))
+    for method, metrics in report["results"].items():  # every comparison is paired, with its standard error
+        assert {"vs_best_other/ndcg@10", "vs_best_other/ndcg@10_se", "ndcg@10_se"} <= set(metrics), method
     stored = read_table(spark, catalog, "ops.metrics").filter("job = 'evaluate'").toPandas()
     by_name = dict(zip(stored["metric"], stored["value"], strict=True))
     for method, metrics in report["results"].items():
@@ -229,5 +254,47 @@ def test_spark_and_local_engines_write_the_same_rows(spark, semantic_ids, candid
     spark_rows, local = (t.sort_values(key).reset_index(drop=True) for t in (reranked, local))
     exact = ["run_date", "user_id", "rank", "item_id", "semantic_id", "source", "model_version", "ranker_version"]
     assert spark_rows[exact].equals(local[exact])
-    for column in ("score", "retrieval_score", "ranker_score"):
+    assert spark_rows["retriever_ranks"].map(list).equals(local["retriever_ranks"].map(list))
+    for column in ("score", "ranker_score"):
         assert np.allclose(spark_rows[column], local[column], rtol=1e-5, atol=1e-6), column
+
+
+def test_a_retriever_added_by_a_test_serves_through_the_union(spark, semantic_ids, candidates, tmp_path):
+    """One module's worth of retriever (here: the catalog's last items) and one registry entry."""
+    from pipelines.retrieval.registry import RETRIEVERS, register
+    from pipelines.retrieval.retriever import Retrieved, RetrieverSpec
+
+    catalog, store = semantic_ids
+
+    @dataclasses.dataclass(frozen=True)
+    class LastItems:
+        n_items: int
+        version: str = "v1"
+        name: str = "last_items"
+
+        def top_k(self, examples, k, seen):
+            rows = np.arange(self.n_items - 1, self.n_items - 1 - k, -1)
+            items = np.stack([[r for r in rows if r not in set(s)] + [-1] * k for s in seen])[:, :k]
+            return Retrieved(items, np.where(items >= 0, -np.arange(k, dtype=float), -np.inf))
+
+    def fit(context):
+        import torch
+
+        folder = context.store.directory("last_items", "v1")
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({}, folder / "last_items.pt")  # nothing to learn; the card still checksums its file
+        context.store.write_card("last_items", "v1", {"weights": "last_items.pt"})
+        return "v1"
+
+    register(RetrieverSpec("last_items", fit, lambda store, version, items, device: LastItems(len(items.index.item_ids))))
+    try:
+        fit(FitContext(catalog, store, load_retrieval_inputs(catalog), RUN))
+        copy = Catalog(LakehouseConfig(root=str(tmp_path / "lakehouse")))
+        shutil.copytree(catalog.config.root, copy.config.root)
+        config = dataclasses.replace(candidates[0], retrievers=("tiger", "last_items"), engine="local")
+        run_generate_candidates(spark, copy, store, config)
+        rows = read_table(spark, copy, "gold.candidates").filter(f"run_date = '{RUN}'").toPandas()
+        assert any("last_items" in r for r in rows["retrievers"]) and any("tiger" in r for r in rows["retrievers"])
+        assert "last_items=v1" in set(rows["model_version"]).pop()
+    finally:
+        RETRIEVERS.pop("last_items")

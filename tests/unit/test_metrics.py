@@ -59,9 +59,20 @@ def test_evaluation_reports_every_user_and_the_users_with_an_id_side_by_side():
     from pipelines.evaluation.evaluate import method_metrics
 
     ranked = np.array([[4, 5], [6, 7], [1, 2]])
-    metrics = method_metrics(ranked, np.array([4, 9, 2]), unreachable=1)  # a 4th user's target has no ID
-    assert metrics["users"] == 4
+    metrics, per_user = method_metrics(ranked, np.array([4, 9, 2]), unreachable=1)  # a 4th user's target has no ID
+    assert metrics["users"] == 4 and per_user["ndcg@10"].tolist()[3] == 0.0 and len(per_user["recall@10"]) == 4
     assert metrics["with_id/recall@5"] == pytest.approx(2 / 3)
     assert metrics["recall@5"] == pytest.approx(2 / 4)
     assert metrics["ndcg@10"] == pytest.approx((1 + 1 / np.log2(3)) / 4)
     assert metrics["ndcg@10_se"] == pytest.approx(np.std([1, 0, 1 / np.log2(3), 0], ddof=1) / 2)
+
+
+def test_paired_differences_use_the_same_users():
+    from pipelines.evaluation.evaluate import Evaluation
+
+    a, b = np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0, 0.0])
+    evaluation = Evaluation({"a": {"ndcg@10": 0.75}, "b": {"ndcg@10": 0.25}}, {}, 4,
+                            {"a": {"ndcg@10": a}, "b": {"ndcg@10": b}})
+    diff, se = evaluation.paired("a", "b")
+    assert diff == pytest.approx(0.5) and se == pytest.approx(np.std(a - b, ddof=1) / 2)
+    assert evaluation.best(exclude=("a",)) == "b"

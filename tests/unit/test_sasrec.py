@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from models.config import SASRecConfig
 from models.examples import Examples
 from models.metrics import ranking_metrics
-from pipelines.evaluation.config import SASRecConfig
-from pipelines.evaluation.sasrec import SASRec, next_item_sequences, sasrec_top_k, train_sasrec
+from models.sasrec import SASRec, next_item_sequences, sasrec_top_k, train_sasrec
 from pipelines.retrieval.sequences import right_aligned
 
 WIDTH = 6
@@ -31,13 +31,16 @@ def test_next_item_sequences_take_each_users_longest_prefix():
         next_item_sequences(_prefixes({"a": [1, 2, 3]}), 10)
 
 
-def test_top_k_never_returns_the_history():
+def test_top_k_never_returns_the_seen_set():
     torch.manual_seed(0)
     model = SASRec(12, SASRecConfig(max_length=WIDTH), dropout=0.0)
     examples = _prefixes({"a": [0, 1, 2, 3, 4, 5, 6]})
-    ranked = sasrec_top_k(model, examples, k=5)
-    for history, items in zip(examples.histories, ranked, strict=True):
-        assert not set(items) & set(history[history >= 0])
+    seen = [np.r_[h[h >= 0], [10, 11]] for h in examples.histories]  # also items from before the window
+    ranked, scores = sasrec_top_k(model, examples, 5, seen)
+    for items, excluded in zip(ranked, seen, strict=True):
+        assert not set(items) & set(excluded)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    assert (sasrec_top_k(model, examples, 12, seen)[0] == -1).any()  # fewer unseen items than k: -1 pads
 
 
 def test_sasrec_learns_a_cyclic_successor_and_picks_dropout_on_validation():
@@ -54,4 +57,5 @@ def test_sasrec_learns_a_cyclic_successor_and_picks_dropout_on_validation():
     model, report = train_sasrec(train, held["valid"], n_items, config)
     assert [c["dropout"] for c in report["candidates"]] == [0.0, 0.2]
     assert report["chosen"]["valid_ndcg@10"] == max(c["valid_ndcg@10"] for c in report["candidates"])
-    assert ranking_metrics(sasrec_top_k(model, held["test"], 10), held["test"].targets)["recall@10"] > 0.9
+    seen = [h[h >= 0] for h in held["test"].histories]
+    assert ranking_metrics(sasrec_top_k(model, held["test"], 10, seen)[0], held["test"].targets)["recall@10"] > 0.9

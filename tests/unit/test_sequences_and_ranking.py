@@ -1,12 +1,10 @@
 import datetime as dt
-import math
 
 import numpy as np
 import pandas as pd
 
 from models.metrics import ranking_metrics
 from pipelines.evaluation.baselines import knn_topk, popularity_topk
-from pipelines.ranking.blend import blended_order, blended_score, choose_blend_weight
 from pipelines.ranking.examples import item_tokens
 from pipelines.retrieval.sequences import ItemIndex, build_sequences, training_item_counts
 from pipelines.splits import SplitConfig
@@ -54,12 +52,16 @@ def test_ranking_metrics():
     assert np.isclose(m["ndcg@3"], (1 + 1 / np.log2(4)) / 3)
 
 
-def test_baselines_exclude_history():
+def test_baselines_exclude_the_seen_set():
     histories = np.array([[-1, 0], [1, 2]])
-    pop = popularity_topk(np.array([10.0, 9, 8, 7, 6]), histories, 2)
+    seen = [np.array([0]), np.array([1, 2])]
+    pop = popularity_topk(np.array([10.0, 9, 8, 7, 6]), len(histories), 2, seen)
     assert pop.tolist() == [[1, 2], [0, 3]]
+    # the seen set, not the (cut) history, is what is left out: item 0 was seen before the window
+    assert popularity_topk(np.array([10.0, 9, 8, 7, 6]), 1, 2, [np.array([0, 1, 2])]).tolist() == [[3, 4]]
+    assert popularity_topk(np.array([5.0, 9, 9, 9]), 1, 2, None).tolist() == [[1, 2]]  # ties: lower row first
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.7, 0.7]], dtype=np.float32)
-    knn = knn_topk(vectors, histories, 2)
+    knn = knn_topk(vectors, histories, 2, seen)
     assert knn[0].tolist() == [1, 4]  # nearest to item 0, itself excluded
     assert 2 not in knn[1] and 1 not in knn[1] and knn[1][0] == 3
 
@@ -70,7 +72,8 @@ def test_knn_matches_a_naive_search_across_chunks():
     vectors[5] = 0.0  # an item without a vector scores 0 against every query
     histories = rng.integers(-1, 60, size=(40, 4))
     histories[:, -1] = np.where(histories[:, -1] == 5, 6, histories[:, -1])
-    got = knn_topk(vectors, histories, 5, chunk_rows=7)
+    seen = [h[h >= 0] for h in histories]
+    got = knn_topk(vectors, histories, 5, seen, chunk_rows=7)
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     for row, history in enumerate(histories):
         if history[-1] < 0:
@@ -79,41 +82,6 @@ def test_knn_matches_a_naive_search_across_chunks():
         scores = unit @ unit[history[-1]]
         order = [int(i) for i in np.argsort(-scores, kind="stable") if i != history[-1] and i not in history]
         assert got[row].tolist() == order[:5]
-
-
-def test_blended_order_spans_retrieval_to_ranker_and_keeps_missing_candidates_last():
-    retrieval = np.array([[-1.0, -2.0, -3.0, -np.inf]])
-    logits = np.array([[0.0, 1.0, 5.0, -np.inf]])
-    assert blended_order(retrieval, logits, 0.0).tolist() == [[0, 1, 2, 3]]
-    assert blended_order(retrieval, logits, math.inf).tolist() == [[2, 1, 0, 3]]
-    assert blended_order(retrieval, logits, 0.5).tolist() == [[2, 0, 1, 3]]  # -0.5 > -1 > -1.5
-    assert blended_order(retrieval, logits, 2.0).tolist() == [[2, 1, 0, 3]]  # 7 > 0 > -1
-    assert np.isneginf(blended_score(retrieval, logits, 0.0)[0, 3])
-
-
-def test_blend_weight_is_zero_for_an_unhelpful_ranker_and_large_for_a_perfect_one():
-    rng = np.random.default_rng(0)
-    users, k = 200, 20
-    candidates = np.tile(np.arange(k), (users, 1))
-    retrieval = np.sort(rng.normal(size=(users, k)), axis=1)[:, ::-1]  # descending, as beam scores are
-    targets = rng.integers(0, k, size=users)
-    truth = (candidates == targets[:, None]).astype(float)
-    unhelpful, _, _ = choose_blend_weight(retrieval, -truth, candidates, targets, k=10)  # ranks the target last
-    assert unhelpful == 0.0
-    perfect, by_weight, _ = choose_blend_weight(retrieval, 10 * truth, candidates, targets, k=10)
-    assert perfect > 0 and by_weight[str(perfect)] == 1.0 and by_weight["0.0"] < 1.0
-
-
-def test_blend_keeps_the_retrieval_order_when_the_gain_is_within_noise():
-    rng = np.random.default_rng(1)
-    users, k = 200, 20
-    candidates = np.tile(np.arange(k), (users, 1))
-    retrieval = np.sort(rng.normal(size=(users, k)), axis=1)[:, ::-1]
-    targets = np.where(np.arange(users) % 2 == 0, 3, 12)  # half the targets inside the retrieval top 10
-    logits = np.zeros((users, k))
-    logits[1, 12] = 10.0  # the ranker rescues a single user's target: one hit more
-    weight, by_weight, _ = choose_blend_weight(retrieval, logits, candidates, targets, k=10)
-    assert by_weight[str(math.inf)] > by_weight["0.0"] and weight == 0.0
 
 
 def test_item_tokens_hash_the_item_id_not_its_row():

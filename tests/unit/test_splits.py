@@ -36,3 +36,16 @@ def test_ties_broken_by_item_id_and_short_users_train_only():
     assert by_pair[("w", "z")] == "train" and by_pair[("w", "q")] == "train"
     split = leave_one_out(events)
     assert set(split["test"]["user_id"]) == {"u"}
+
+
+def test_ties_in_time_keep_the_order_the_source_wrote_them():
+    """Same second: the later line of the file is the later event, whatever the item ids say."""
+    events = _events([("u", "z", 5), ("u", "a", 5), ("u", "m", 1)]).assign(
+        source_file=["day.csv", "day.csv", "day.csv"], source_line=[2, 3, 1])
+    by_item = dict(zip(events["item_id"], assign_roles(events), strict=True))
+    assert by_item == {"m": "train", "z": "valid", "a": "test"}
+    split = leave_one_out(events)
+    assert split["test"].iloc[0]["target"] == "a" and split["test"].iloc[0]["history"] == ["m", "z"]
+    # across files (a late delivery), the file name orders, then its line
+    later_file = events.assign(source_file=["b.csv", "a.csv", "a.csv"], source_line=[1, 9, 1])
+    assert dict(zip(later_file["item_id"], assign_roles(later_file), strict=True))["z"] == "test"

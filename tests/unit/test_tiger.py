@@ -87,7 +87,7 @@ def test_debug_model_overfits_a_tiny_set():
     train = TigerTrainConfig(epochs=40, batch_size=32, lr=3e-3, warmup_steps=10, eval_users=1000, beam_width=10,
                              patience=None)  # no early stop: this checks that it can fit the set
     model, state = train_tiger(codes, data, data, SMALL, train, progress=False)
-    assert state.best_recall > 0.95
+    assert state.best_valid > 0.9
     top1 = recommend(model, torch.as_tensor(codes), SemanticIdTrie(codes, 4), data, top_k=1, beam_width=10,
                      exclude_history=False).items[:, 0].numpy()
     assert (top1 == data.targets).mean() > 0.9
@@ -196,7 +196,7 @@ def test_causal_encoder_trains_on_windows_and_fits_the_tiny_set(tmp_path):
     data = _toy_sequences()
     train = TigerTrainConfig(epochs=40, batch_size=32, lr=3e-3, warmup_steps=10, beam_width=10, patience=None)
     model, state = train_tiger(codes, data, data, CAUSAL, train, directory=tmp_path, progress=False)
-    assert state.best_recall > 0.95
+    assert state.best_valid > 0.9
     assert state.history[0]["examples"] == len(data)  # targets per epoch: the same as prefix training
     # each user's latest prefix: the full history, as at serving (earlier prefixes' contexts are longer than
     # the windows trained them with, so this toy does not pin them to top-1)

@@ -1,4 +1,4 @@
-"""SASRec, the sequential baseline TIGER is compared with (torch): causal self-attention over item ids.
+"""SASRec, the sequential retriever beside TIGER (torch): causal self-attention over item ids.
 
 Kang & McAuley (2018) with the full-catalog cross-entropy loss that the tuned
 reproductions use (it beats SASRec's sampled binary loss and BERT4Rec:
@@ -7,7 +7,7 @@ sequence predicts the next item over all items, item embeddings tied to the
 output layer. Settings from those reproductions (2 blocks, 64 dims, length 50,
 Adam 1e-3, batch 128); dropout is chosen on the validation split from
 `dropout_grid`, each candidate trained with early stopping on validation
-NDCG@10. A baseline, not a product path: it lives in the evaluation package.
+NDCG@10 on the selection users (models/selection.py, the rule TIGER follows too).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models.config import SASRecConfig
 from models.examples import Examples
-from models.metrics import ranking_metrics
-from pipelines.evaluation.config import SASRecConfig
+from models.seen import Seen, mask_seen_torch
+from models.selection import selection_score, selection_split
 
 log = logging.getLogger(__name__)
 
@@ -70,32 +71,43 @@ def next_item_sequences(train: Examples, width: int) -> tuple[np.ndarray, np.nda
     return full[:, :-1], full[:, 1:]
 
 
-def sasrec_top_k(model: SASRec, examples: Examples, k: int, exclude_history: bool = True,
-                 batch_size: int = 512) -> np.ndarray:
-    """Top-k item rows per example from the last position's scores over the whole catalog."""
-    model.eval()
+def sasrec_scores(model: SASRec, histories: np.ndarray) -> torch.Tensor:
+    """[B, N] scores of every item after each history (its last `max_length` items)."""
     device = next(model.parameters()).device
-    width = model.config.max_length
-    out = []
+    h = torch.as_tensor(histories[:, -model.config.max_length:], device=device)
+    return model.item_logits(model(h)[:, -1])
+
+
+def sasrec_top_k(model: SASRec, examples: Examples, k: int, seen: Seen | None,
+                 batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(top-k item rows, their scores) per example from the last position's scores over the whole catalog;
+    the example's `seen` items never (None: nothing excluded)."""
+    model.eval()
+    items, scores = [], []
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):
-            h = torch.as_tensor(examples.histories[start:start + batch_size, -width:], device=device)
-            scores = model.item_logits(model(h)[:, -1])
-            if exclude_history:
-                rows, cols = torch.nonzero(h >= 0, as_tuple=True)
-                scores[rows, h[rows, cols]] = -torch.inf
-            out.append(scores.topk(k, dim=1).indices.cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)
+            logits = sasrec_scores(model, examples.histories[start:start + batch_size]).float()
+            if seen is not None:
+                mask_seen_torch(logits, seen, start)
+            top = logits.topk(min(k, logits.shape[1]), dim=1)
+            items.append(torch.where(torch.isfinite(top.values), top.indices, -1).cpu().numpy())
+            scores.append(top.values.cpu().numpy())
+    if not items:
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    return np.concatenate(items), np.concatenate(scores)
 
 
-def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Examples, n_items: int,
-                     config: SASRecConfig, dropout: float, exclude_history: bool) -> tuple[SASRec, dict]:
+def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Examples, seen: Seen | None, n_items: int,
+                     config: SASRecConfig, dropout: float) -> tuple[SASRec, dict]:
     device = inputs.device
     torch.manual_seed(config.seed)
     model = SASRec(n_items, config, dropout).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
     best, best_state, best_epoch, history = -1.0, None, 0, []
     started = time.perf_counter()
+    if config.max_epochs == 0:  # an untrained model (a baseline for gates and tests): scored as it is
+        best, _ = selection_score(sasrec_top_k(model, valid, 10, seen)[0], valid.targets)
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in range(config.max_epochs):
         model.train()
         order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
@@ -109,7 +121,7 @@ def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Example
             loss.backward()
             optimizer.step()
             total, count = total + float(loss.detach()) * len(hidden), count + len(hidden)
-        ndcg = ranking_metrics(sasrec_top_k(model, valid, 10, exclude_history), valid.targets)["ndcg@10"]
+        ndcg, _ = selection_score(sasrec_top_k(model, valid, 10, seen)[0], valid.targets)
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid_ndcg@10": ndcg})
         if ndcg > best:
             best, best_epoch = ndcg, epoch + 1
@@ -125,15 +137,18 @@ def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Example
                           "epochs": len(history), "seconds": time.perf_counter() - started}
 
 
-def train_sasrec(train: Examples, valid: Examples, n_items: int, config: SASRecConfig = SASRecConfig(),
-                 exclude_history: bool = True) -> tuple[SASRec, dict]:
-    """The best SASRec over `config.dropout_grid` by validation NDCG@10, and how each candidate did.
-    `train`, `valid`: examples whose histories are at least `config.max_length` wide."""
+def train_sasrec(train: Examples, valid: Examples, n_items: int, config: SASRecConfig | None = None,
+                 valid_seen: Seen | None = None) -> tuple[SASRec, dict]:
+    """The best SASRec over `config.dropout_grid` by the selection metric on the selection users of `valid`
+    (their `valid_seen` excluded), and how each candidate did. `train`, `valid`: examples whose histories
+    are at least `config.max_length` wide."""
     from models.device import default_device
 
+    config = config or SASRecConfig()
     device = default_device(config.device)
     inputs, targets = (torch.as_tensor(a, device=device) for a in next_item_sequences(train, config.max_length))
-    candidates = [_train_candidate(inputs, targets, valid, n_items, config, dropout, exclude_history)
+    selection, seen = selection_split(valid, valid_seen, config.eval_users, config.seed)
+    candidates = [_train_candidate(inputs, targets, selection, seen, n_items, config, dropout)
                   for dropout in config.dropout_grid]
     model, chosen = max(candidates, key=lambda c: c[1]["valid_ndcg@10"])
     return model, {"chosen": chosen, "candidates": [c[1] for c in candidates]}
