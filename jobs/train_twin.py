@@ -4,11 +4,13 @@ Trains the TWIN-V2 ranker (cluster-aware target attention with ln(n), plus the
 user's last raw events as short-term keys) on the events after several cut
 points of each user's training history (the history before a cut clustered as
 cluster-behaviors does) and on each user's validation event, against sampled
-negatives (half from TIGER's candidates for the same history when a TIGER
-model exists), then reports AUC and GAUC on the test events. With TIGER present, a share of the validation users is held out of
-training to choose w in the nightly order "TIGER score + w * ranker logit"
-(w = 0 keeps TIGER's order when the ranker does not help them); the card keeps
-w. Needs clusters built without held-out events: run
+negatives (part from the union of the served retrievers' candidates for the
+same history), then reports AUC and GAUC on the test events. A share of the
+validation users is held out of training: on half of them the fusion of the
+ranker's logit and each retriever's rank is chosen, on the other half it is
+gated (it replaces the best single retriever's own order only when it beats it
+by 2 standard errors); the card keeps the fusion and the retrievers' versions.
+Needs clusters built without held-out events: run
 `cluster-behaviors --holdout valid_test` first. GPU when present.
 """
 
@@ -52,11 +54,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--epochs", type=int, default=t.epochs)
     parser.add_argument("--negatives", type=int, default=t.negatives)
     parser.add_argument("--no-hard-negatives", action="store_true", help="catalog negatives only")
+    parser.add_argument("--retrievers", nargs="+", default=list(TrainTwinJobConfig.retrievers),
+                        help="the union the ranker orders (their served versions; default %(default)s)")
     r = RerankConfig()
     parser.add_argument("--calibration-share", type=float, default=r.calibration_share,
-                        help="validation users kept out of training to choose the blend (default %(default)s)")
+                        help="validation users kept out of training to choose and gate the fusion (default %(default)s)")
     parser.add_argument("--rerank-depth", type=int, default=r.depth,
-                        help="TIGER candidates per user the blend is chosen over; generate-candidates --top-k "
+                        help="candidates per retriever in the union the fusion is chosen over; generate-candidates --top-k "
                              "should match (default %(default)s)")
     parser.add_argument("--seed", type=int, default=t.seed)
     parser.add_argument("--device", default=None)
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device,
                               cuts_per_user=args.cuts_per_user, positives_per_cut=args.positives_per_cut),
         clustering=ClusteringConfig(gamma=args.gamma),
-        version=args.version, hard_negatives=not args.no_hard_negatives,
+        version=args.version, hard_negatives=not args.no_hard_negatives, retrievers=tuple(args.retrievers),
         rerank=RerankConfig(depth=args.rerank_depth, calibration_share=args.calibration_share),
     )
     print(json.dumps(run_train_twin(catalog_from(args), artifacts_from(args), config), indent=2))

@@ -274,7 +274,7 @@ def test_a_retriever_added_by_a_test_serves_through_the_union(spark, semantic_id
 
         def top_k(self, examples, k, seen):
             rows = np.arange(self.n_items - 1, self.n_items - 1 - k, -1)
-            items = np.stack([[r for r in rows if r not in set(s)] + [-1] * k for s in seen])[:, :k]
+            items = np.array([([int(r) for r in rows if r not in set(s)] + [-1] * k)[:k] for s in seen])
             return Retrieved(items, np.where(items >= 0, -np.arange(k, dtype=float), -np.inf))
 
     def fit(context):
