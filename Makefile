@@ -58,6 +58,7 @@ bench: venv  ## every benchmark (about 3 hours on 2 cores); figures in benchmark
 	$(PY) -m benchmarks.bench_tiger --size cpu-bench --minutes 25
 	$(PY) -m benchmarks.bench_tiger_training --size paper
 	$(PY) -m benchmarks.bench_candidates --run benchmarks/.work/amazon-beauty
+	$(PY) -m benchmarks.bench_nightly --datasets ml-100k --seeds 0,1,2 --minutes 5
 	$(PY) -m benchmarks.bench_twin --tiger-run benchmarks/.work/ml-100k
 	$(PY) -m benchmarks.bench_pipeline
 	$(PY) -m benchmarks.bench_scale
