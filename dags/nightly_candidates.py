@@ -34,20 +34,21 @@ PARAMS = {
     "final_k": Param(PAPER.rerank.final_k, type="integer", description="list length after the ranker"),
 }
 UPSTREAM = ["gold.semantic_ids", "gold.user_clusters", "gold.item_embeddings", "silver.events"]
-# each training task's timeout leaves an hour above its default budget (epochs end at the budget)
-TIGER_TIMEOUT = dt.timedelta(minutes=(PAPER.tiger_train.max_minutes or 120) + 60)
-SASREC_TIMEOUT = dt.timedelta(minutes=(SASREC.max_minutes or 15) * len(SASREC.dropout_grid) + 60)
+# each training task's timeout leaves room above its default budget: selection ends at the budget, the refit
+# on every event takes at most as long again, plus an hour
+TIGER_TIMEOUT = dt.timedelta(minutes=2 * (PAPER.tiger_train.max_minutes or 120) + 60)
+SASREC_TIMEOUT = dt.timedelta(minutes=(SASREC.max_minutes or 15) * (len(SASREC.dropout_grid) + 1) + 60)
 
 
 @dag(schedule=[table_asset("gold.semantic_ids"), table_asset("gold.user_clusters")], **dag_args(**PARAMS))
 def nightly_candidates():
     tiger = torch_job("train_tiger", "train_tiger", [
         "--size", "{{ params.tiger_size }}", "--epochs", "{{ params.tiger_epochs }}",
-        "--max-minutes", "{{ params.tiger_max_minutes }}", "--warm-start", "--candidate"],
+        "--max-minutes", "{{ params.tiger_max_minutes }}", "--warm-start", "--refit", "--candidate"],
         execution_timeout=TIGER_TIMEOUT)
     sasrec = torch_job("train_sasrec", "train_sasrec", [
         "--max-minutes", "{{ params.sasrec_max_minutes }}", "--max-epochs", "{{ params.sasrec_max_epochs }}",
-        "--candidate"], execution_timeout=SASREC_TIMEOUT)
+        "--refit", "--candidate"], execution_timeout=SASREC_TIMEOUT)
     gates = [torch_job(f"gate_{name}", "models", ["gate", name]) for name in ("tiger", "sasrec")]
     popularity = python_job("train_popularity", "train_popularity", [])
     twin = torch_job("train_twin", "train_twin",

@@ -43,6 +43,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--version", default=None, help="artifact version (default <date>-s<ids>-e<events>)")
+    parser.add_argument("--refit", action="store_true",
+                        help="after selection, fit the served weights on every event for the chosen epochs")
     parser.add_argument("--candidate", action="store_true",
                         help="write a candidate version: served only once `tigertwin models gate` promotes it")
     add_common_args(parser, spark=False, torch=True)
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                                  patience=args.patience, eval_users=args.eval_users)
     context = FitContext(catalog, artifacts_from(args), load_retrieval_inputs(catalog), args.run_date,
                          minutes=args.max_minutes, seed=args.seed, device=args.device, version=args.version,
-                         promote=not args.candidate)
+                         promote=not args.candidate, refit=args.refit)
     version = fit_sasrec(context, config)
     print(json.dumps({"version": version, **context.store.read_card("sasrec", version)["metrics"]}, indent=2))
     return 0

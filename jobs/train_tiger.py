@@ -52,6 +52,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--warm-start", action="store_true", help="start from the latest TIGER on the same IDs")
     parser.add_argument("--version", default=None, help="artifact version (default <date>-s<ids>-e<events>)")
+    parser.add_argument("--refit", action="store_true",
+                        help="after selection, fit the served weights on every event for the chosen epochs")
     parser.add_argument("--candidate", action="store_true",
                         help="write a candidate version: served only once `tigertwin models gate` promotes it")
     add_common_args(parser, spark=False, torch=True)
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     model = preset.tiger if args.causal_encoder is None else dataclasses.replace(
         preset.tiger, causal_encoder=args.causal_encoder == "on")
     config = TrainTigerJobConfig(run_date=args.run_date, model=model, train=train, version=args.version,
-                                 warm_start=args.warm_start)
+                                 warm_start=args.warm_start, refit=args.refit)
     print(json.dumps(run_train_tiger(catalog_from(args), artifacts_from(args), config, promote=not args.candidate),
                      indent=2))
     return 0

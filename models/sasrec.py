@@ -97,6 +97,40 @@ def sasrec_top_k(model: SASRec, examples: Examples, k: int, seen: Seen | None,
     return np.concatenate(items), np.concatenate(scores)
 
 
+def _train_epoch(model: SASRec, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
+                 config: SASRecConfig, epoch: int) -> float:
+    """One pass over the sequences in a seeded order; the mean loss per predicted position."""
+    model.train()
+    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
+    total, count = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        rows = order[start:start + config.batch_size].to(inputs.device)
+        x, y = inputs[rows], targets[rows]
+        hidden = model(x)[x >= 0]  # only real positions predict (all of them carry a next item)
+        loss = F.cross_entropy(model.item_logits(hidden), y[x >= 0])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, count = total + float(loss.detach()) * len(hidden), count + len(hidden)
+    return total / max(count, 1)
+
+
+def refit_sasrec(examples: Examples, n_items: int, config: SASRecConfig, dropout: float, epochs: int) -> SASRec:
+    """A fresh SASRec trained for `epochs` epochs (the number validation chose) on `examples`, with no
+    validation: every event counts, the user's latest ones included."""
+    from models.device import default_device
+
+    device = default_device(config.device)
+    inputs, targets = (torch.as_tensor(a, device=device) for a in next_item_sequences(examples, config.max_length))
+    torch.manual_seed(config.seed)
+    model = SASRec(n_items, config, dropout).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
+    for epoch in range(epochs):
+        loss = _train_epoch(model, optimizer, inputs, targets, config, epoch)
+        log.info("SASRec refit epoch %d of %d: loss %.4f", epoch + 1, epochs, loss)
+    return model.eval()
+
+
 def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Examples, seen: Seen | None, n_items: int,
                      config: SASRecConfig, dropout: float) -> tuple[SASRec, dict]:
     device = inputs.device
@@ -109,20 +143,9 @@ def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Example
         best, _ = selection_score(sasrec_top_k(model, valid, 10, seen)[0], valid.targets)
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in range(config.max_epochs):
-        model.train()
-        order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
-        total, count = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start:start + config.batch_size].to(device)
-            x, y = inputs[rows], targets[rows]
-            hidden = model(x)[x >= 0]  # only real positions predict (all of them carry a next item)
-            loss = F.cross_entropy(model.item_logits(hidden), y[x >= 0])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, count = total + float(loss.detach()) * len(hidden), count + len(hidden)
+        loss = _train_epoch(model, optimizer, inputs, targets, config, epoch)
         ndcg, _ = selection_score(sasrec_top_k(model, valid, 10, seen)[0], valid.targets)
-        history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid_ndcg@10": ndcg})
+        history.append({"epoch": epoch + 1, "loss": loss, "valid_ndcg@10": ndcg})
         if ndcg > best:
             best, best_epoch = ndcg, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -413,6 +414,22 @@ def train_tiger(
             break
     run.model.eval()
     return run.scored, state
+
+
+def refit_tiger(item_codes: np.ndarray, examples: Examples, config: TigerConfig, train: TigerTrainConfig,
+                epochs: int, path: pathlib.Path, progress: bool = True) -> Tiger:
+    """A fresh TIGER trained for `epochs` epochs (what validation chose) on `examples` with the same schedule
+    shape and no validation, its final weights (or their average) saved to `path`: the served model."""
+    device = default_device(train.device)
+    on_device = _on_device(examples, config, train.batch_size, device)
+    train = dataclasses.replace(train, epochs=max(epochs, 1), max_minutes=None)
+    run = _start_run(config, train, device, math.ceil(len(on_device) / on_device.rows_per_batch), None, None)
+    codes = torch.as_tensor(item_codes, device=device)
+    for epoch in range(train.epochs):
+        loss, _ = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress)
+        log.info("TIGER refit epoch %d of %d: loss %.4f", epoch + 1, train.epochs, loss)
+    _save(path, {"model": run.scored.state_dict()})
+    return run.scored.eval()
 
 
 def load_weights(config: TigerConfig, path: pathlib.Path, device: str | None = None) -> Tiger:

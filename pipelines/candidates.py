@@ -232,7 +232,7 @@ def load_serving_models(plan: ServingPlan, device: str | None) -> ServingModels:
                               version=plan.version_of(GOLD_SEMANTIC_IDS.name))
     index = ItemIndex.from_semantic_ids(ids.to_pandas())
     inputs = ServingItems(index, plan.rqvae_version)
-    loaded = {name: retriever_spec(name).load(plan.store, version, inputs, device)
+    loaded = {name: retriever_spec(name).load(plan.store, version, inputs, device, True)  # refit weights
               for name, version in plan.retriever_versions}
     fallback = loaded.pop(FALLBACK, None)
     if plan.ranker_version is None:

@@ -33,13 +33,13 @@ FALLBACK = "popularity"
 
 def load_retrievers(store: ArtifactStore, names: Sequence[str], inputs: ItemCatalog,
                     versions: Mapping[str, str | None] | None = None, device: str | None = None,
-                    missing_ok: bool = False) -> dict[str, Retriever]:
+                    missing_ok: bool = False, serving: bool = False) -> dict[str, Retriever]:
     """The named retrievers at `versions` (default: each one's served version). `missing_ok`: a retriever
-    never trained is left out with a warning instead of failing."""
+    never trained is left out with a warning instead of failing. `serving`: their refit weights."""
     loaded: dict[str, Retriever] = {}
     for name in names:
         try:
-            loaded[name] = retriever_spec(name).load(store, (versions or {}).get(name), inputs, device)
+            loaded[name] = retriever_spec(name).load(store, (versions or {}).get(name), inputs, device, serving)
         except (FileNotFoundError, UpstreamTableError) as exc:
             if not missing_ok:
                 raise

@@ -69,11 +69,16 @@ def check_codebook(config: TigerConfig, index: ItemIndex) -> None:
         )
 
 
+def events_of(catalog: Catalog, inputs: RetrievalInputs):
+    """silver.events (the sequence columns) at the version `inputs` were read at, as pandas."""
+    events, _ = read_table_arrow(catalog, SILVER_EVENTS.name, columns=list(SEQUENCE_COLUMNS),
+                                 version=inputs.table_versions[SILVER_EVENTS.name])
+    return events.to_pandas()
+
+
 def sequences_at_width(catalog: Catalog, inputs: RetrievalInputs, width: int) -> SequenceData:
     """The same split as `inputs` (same events version, same item rows) with histories `width` items wide
     (SASRec reads 50, TIGER 20); `inputs.sequences` itself when it is that wide already."""
     if inputs.sequences.train.histories.shape[1] == width:
         return inputs.sequences
-    events, _ = read_table_arrow(catalog, SILVER_EVENTS.name, columns=list(SEQUENCE_COLUMNS),
-                                 version=inputs.table_versions[SILVER_EVENTS.name])
-    return build_sequences(events.to_pandas(), inputs.index, SplitConfig(max_history=width))
+    return build_sequences(events_of(catalog, inputs), inputs.index, SplitConfig(max_history=width))

@@ -25,15 +25,20 @@ WEIGHTS_FILE = "popularity.pt"
 
 
 def fit_popularity(context: FitContext) -> str:
+    """Counts of the training events (what evaluation and gates score) and of every event (what serves)."""
     import torch
+
+    from pipelines.retrieval.inputs import events_of
 
     inputs = context.inputs
     counts = training_item_counts(inputs.sequences.train, len(inputs.index.item_ids))
+    rows = inputs.index.rows(events_of(context.catalog, inputs)["item_id"])
+    every = np.bincount(rows[rows >= 0], minlength=len(inputs.index.item_ids)).astype(np.float64)
     version = context.version or retrieval_version(context.run_date, inputs)
     directory = context.store.directory(MODEL, version)
     directory.mkdir(parents=True, exist_ok=True)
-    torch.save({"counts": torch.as_tensor(counts), "item_ids": [str(i) for i in inputs.index.item_ids]},
-               directory / WEIGHTS_FILE)
+    torch.save({"counts": torch.as_tensor(counts), "serving_counts": torch.as_tensor(every),
+                "item_ids": [str(i) for i in inputs.index.item_ids]}, directory / WEIGHTS_FILE)
     context.store.write_card(MODEL, version, {
         "data": inputs.table_versions, "run_date": context.run_date.isoformat(), "weights": WEIGHTS_FILE,
         "metrics": {"items_with_events": float((counts > 0).sum())}}, promote=context.promote)
@@ -53,7 +58,7 @@ class PopularityRetriever:
 
 
 def load_popularity(store: ArtifactStore, version: str | None, inputs: ItemCatalog,
-                    device: str | None = None) -> PopularityRetriever:
+                    device: str | None = None, serving: bool = False) -> PopularityRetriever:
     import torch
 
     version = store.resolve(MODEL, version)
@@ -62,7 +67,7 @@ def load_popularity(store: ArtifactStore, version: str | None, inputs: ItemCatal
     rows = RowMap.between(np.asarray(saved["item_ids"], dtype=object), inputs.index)
     counts = np.zeros(len(inputs.index.item_ids), dtype=np.float64)
     known = rows.to_index >= 0
-    counts[rows.to_index[known]] = saved["counts"].numpy()[known]
+    counts[rows.to_index[known]] = saved["serving_counts" if serving else "counts"].numpy()[known]
     return PopularityRetriever(counts, version)
 
 

@@ -55,7 +55,8 @@ def gate(catalog: Catalog, store: ArtifactStore, model: str, candidate: str, inp
     valid, seen = selection_split(sequences.valid, sequences.seen("valid"), config.eval_users, config.seed)
 
     def per_user(version: str) -> tuple[float, np.ndarray]:
-        return selection_score(spec.load(store, version, inputs, device).top_k(valid, 10, seen).items, valid.targets)
+        retriever = spec.load(store, version, inputs, device, False)  # held-out weights: validation is unseen
+        return selection_score(retriever.top_k(valid, 10, seen).items, valid.targets)
 
     candidate_ndcg, candidate_gains = per_user(candidate)
     if served is None or served == candidate:

@@ -3,7 +3,7 @@ training and the evaluation treat TIGER, SASRec and popularity alike.
 
     spec = retriever_spec("sasrec")
     version = spec.fit(context)                        # trains, writes artifacts/sasrec/<version>/ + card
-    model = spec.load(store, version, inputs)          # checks the card and the weights' checksums
+    model = spec.load(store, version, inputs, None, False)   # checks the card and the weights' checksums
     found = model.top_k(examples, k=50, seen=seen)     # item rows and scores, seen items never
 
 `seen` is the one seen set (models/seen.py): every method excludes the same items. Examples may be wider
@@ -83,13 +83,16 @@ class FitContext:
     size: str = "paper"  # the preset (pipelines/presets.py) for retrievers that have sizes
     version: str | None = None  # None: the retriever's default naming
     promote: bool = True  # make it the version jobs use by default (LATEST)
+    refit: bool = False  # after selection, also fit serving weights on every event for the chosen epochs
 
 
 @dataclass(frozen=True)
 class RetrieverSpec:
     name: str  # the artifact store's model name and the candidates' `retrievers` entry
     fit: Callable[[FitContext], str]  # trains and writes artifacts/<name>/<version>/; returns the version
-    load: Callable[[ArtifactStore, str | None, ItemCatalog, str | None], Retriever]  # store, version, items, device
+    # store, version, items, device, serving: the weights refit on every event (tonight's candidates) rather
+    # than the held-out ones validation chose (evaluation, gates, the ranker's calibration)
+    load: Callable[[ArtifactStore, str | None, ItemCatalog, str | None, bool], Retriever]
     description: str = ""
 
 

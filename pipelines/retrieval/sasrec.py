@@ -2,7 +2,9 @@
 the top-k of every user over the whole catalog (models/sasrec.py holds the model and its training).
 
 The weights file carries the item ids in row order, so a SASRec trained before new items arrived still
-serves: those items get no SASRec score (TIGER's semantic IDs reach them), the rest keep their rows.
+serves: those items get no SASRec score (TIGER's semantic IDs reach them), the rest keep their rows. With
+`refit`, a second weights file (`serving.pt`) is trained on every event for the epochs validation chose:
+tonight's candidates load it, evaluation and gates the held-out weights.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MODEL = "sasrec"
 WEIGHTS_FILE = "sasrec.pt"
+SERVING_FILE = "serving.pt"
 
 
 def fit_sasrec(context: FitContext, config: SASRecConfig | None = None) -> str:
@@ -61,10 +64,31 @@ def fit_sasrec(context: FitContext, config: SASRecConfig | None = None) -> str:
                     "dropout": report["chosen"]["dropout"], "train_seconds": time.perf_counter() - started},
         "candidates": report["candidates"],
     }
+    if context.refit:
+        card["serving_weights"] = SERVING_FILE
+        card["refit"] = _refit(context, config, report["chosen"], directory)
     context.store.write_card(MODEL, version, card, promote=context.promote)
     log.info("SASRec %s: valid NDCG@10 %.4f (dropout %.2f)", version, report["chosen"]["valid_ndcg@10"],
              report["chosen"]["dropout"])
     return version
+
+
+def _refit(context: FitContext, config: SASRecConfig, chosen: dict, directory) -> dict[str, float]:
+    import torch
+
+    from models.sasrec import refit_sasrec
+    from pipelines.retrieval.inputs import events_of
+    from pipelines.retrieval.sequences import every_event_examples
+
+    inputs = context.inputs
+    started = time.perf_counter()
+    examples = every_event_examples(events_of(context.catalog, inputs), inputs.index, config.max_length)
+    model = refit_sasrec(examples, len(inputs.index.item_ids), config, float(chosen["dropout"]),
+                         int(chosen["best_epoch"]))
+    torch.save({"model": model.state_dict(), "item_ids": [str(i) for i in inputs.index.item_ids],
+                "dropout": float(chosen["dropout"])}, directory / SERVING_FILE)
+    return {"epochs": float(chosen["best_epoch"]), "examples": float(len(examples)),
+            "seconds": time.perf_counter() - started}
 
 
 @dataclass(frozen=True)
@@ -85,7 +109,7 @@ class SASRecRetriever:
 
 
 def load_sasrec(store: ArtifactStore, version: str | None, inputs: ItemCatalog,
-                device: str | None = None) -> SASRecRetriever:
+                device: str | None = None, serving: bool = False) -> SASRecRetriever:
     import torch
 
     from models.device import default_device
@@ -95,7 +119,9 @@ def load_sasrec(store: ArtifactStore, version: str | None, inputs: ItemCatalog,
     card = store.read_card(MODEL, version)
     config = SASRecConfig(**{**card["config"], "dropout_grid": tuple(card["config"]["dropout_grid"])})
     target = default_device(device)
-    saved = torch.load(store.directory(MODEL, version) / card["weights"], map_location=target, weights_only=True)
+    weights = card.get("serving_weights") if serving else None
+    saved = torch.load(store.directory(MODEL, version) / (weights or card["weights"]), map_location=target,
+                       weights_only=True)
     item_ids = np.asarray(saved["item_ids"], dtype=object)
     model = SASRec(len(item_ids), config, float(saved["dropout"]))
     model.load_state_dict(saved["model"])

@@ -96,14 +96,7 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
     known = index.rows(events["item_id"]) >= 0
     stats: dict[str, float] = {"events": float(len(events)), "events_without_semantic_id": float((~known).sum())}
 
-    users, histories, targets = [], [], []
-    train_sequences = index.known_rows_of_each(list(roles["train"]["history"]))
-    for user, sequence in zip(roles["train"]["user_id"], train_sequences, strict=True):
-        for t in range(1, len(sequence)):
-            users.append(user)
-            histories.append(sequence[max(0, t - width):t])
-            targets.append(sequence[t])
-    train = Examples(np.asarray(users, dtype=object), right_aligned(histories, width), np.asarray(targets, np.int64))
+    train = prefix_examples(roles["train"]["user_id"], index.known_rows_of_each(list(roles["train"]["history"])), width)
 
     held: dict[str, Examples] = {}
     seen: dict[str, list[np.ndarray]] = {}
@@ -124,6 +117,26 @@ def build_sequences(events: pd.DataFrame, index: ItemIndex, split: SplitConfig =
     })
     return SequenceData(train, held["valid"], held["test"], serving.examples, serving.seen,
                         serving.events_per_user, stats, seen["valid"], seen["test"])
+
+
+def prefix_examples(users: Sequence[str], sequences: Sequence[np.ndarray], width: int) -> Examples:
+    """Every prefix of each user's sequence of item rows: the items before position t predict item t."""
+    out_users, histories, targets = [], [], []
+    for user, sequence in zip(users, sequences, strict=True):
+        for t in range(1, len(sequence)):
+            out_users.append(user)
+            histories.append(sequence[max(0, t - width):t])
+            targets.append(sequence[t])
+    return Examples(np.asarray(out_users, dtype=object), right_aligned(histories, width),
+                    np.asarray(targets, np.int64))
+
+
+def every_event_examples(events: pd.DataFrame, index: ItemIndex, width: int) -> Examples:
+    """Every prefix of each user's whole sequence, held-out events included: what the served model is refit
+    on once validation has chosen its epochs (nothing is held out of tonight's model)."""
+    ordered = in_event_order(events)
+    sequences = ordered.groupby("user_id", sort=True)["item_id"].agg(list)
+    return prefix_examples(list(sequences.index), index.known_rows_of_each(list(sequences)), width)
 
 
 @dataclass(frozen=True)

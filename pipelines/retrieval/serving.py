@@ -35,14 +35,17 @@ def resolve_tiger(store: ArtifactStore, version: str | None, rqvae_version: str)
     return version, card
 
 
-def load_tiger(store: ArtifactStore, version: str | None, rqvae_version: str, device: str | None):
-    """(model, version, card), checked as resolve_tiger checks."""
+def load_tiger(store: ArtifactStore, version: str | None, rqvae_version: str, device: str | None,
+               serving: bool = False):
+    """(model, version, card), checked as resolve_tiger checks; `serving`: the weights refit on every event
+    when the version has them (tonight's candidates), else the held-out best epoch."""
     from models.config import TigerConfig
     from models.tiger_training import load_weights
 
     version, card = resolve_tiger(store, version, rqvae_version)
     model_config = dict(card["config"]["model"])
-    model = load_weights(TigerConfig(**model_config), store.directory(MODEL, version) / card["weights"], device)
+    weights = (card.get("serving_weights") if serving else None) or card["weights"]
+    model = load_weights(TigerConfig(**model_config), store.directory(MODEL, version) / weights, device)
     return model, version, card
 
 
@@ -86,6 +89,6 @@ class TigerRetriever:
 
 
 def load_tiger_retriever(store: ArtifactStore, version: str | None, inputs: ItemCatalog,
-                         device: str | None = None) -> TigerRetriever:
-    model, version, _ = load_tiger(store, version, inputs.rqvae_version, device)
+                         device: str | None = None, serving: bool = False) -> TigerRetriever:
+    model, version, _ = load_tiger(store, version, inputs.rqvae_version, device, serving)
     return TigerRetriever(model, version, inputs.index)

@@ -30,6 +30,7 @@ from pipelines.splits import SplitConfig
 log = logging.getLogger(__name__)
 
 WARM_START_FILE = "warm_start.pt"
+SERVING_FILE = "serving.pt"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class TrainTigerJobConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     version: str | None = None
     warm_start: bool = False  # start from the latest TIGER trained on the same RQ-VAE version
+    # After selection, train serving weights on every event for the chosen epochs (tonight's model sees each
+    # user's latest events; evaluation and gates keep the held-out weights).
+    refit: bool = False
 
 
 def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerConfig) -> pathlib.Path | None:
@@ -79,8 +83,23 @@ def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJo
     model, state = train_tiger(inputs.index.codes, data.train, data.valid, model_config, config.train,
                                directory=directory, initial_weights=initial_weights, valid_seen=data.seen("valid"))
     card = _model_card(config, model_config, inputs, model, state, time.perf_counter() - started, warm)
+    if config.refit:
+        card["serving_weights"] = SERVING_FILE
+        card["refit"] = _refit(catalog, config, model_config, inputs, state.best_epoch, directory)
     store.write_card(MODEL, version, card, promote=promote)
     return {"version": version, "directory": str(directory), **card["metrics"]}
+
+
+def _refit(catalog: Catalog, config: TrainTigerJobConfig, model_config: TigerConfig, inputs: RetrievalInputs,
+           epochs: int, directory: pathlib.Path) -> dict[str, float]:
+    from models.tiger_training import refit_tiger
+    from pipelines.retrieval.inputs import events_of
+    from pipelines.retrieval.sequences import every_event_examples
+
+    started = time.perf_counter()
+    examples = every_event_examples(events_of(catalog, inputs), inputs.index, model_config.max_history)
+    refit_tiger(inputs.index.codes, examples, model_config, config.train, epochs, directory / SERVING_FILE)
+    return {"epochs": float(max(epochs, 1)), "examples": float(len(examples)), "seconds": time.perf_counter() - started}
 
 
 def _stage_warm_start(store: ArtifactStore, rqvae_version: str, config: TigerConfig,
@@ -136,6 +155,7 @@ def fit_tiger(context: FitContext) -> str:
     preset = PRESETS[context.size]
     train = dataclasses.replace(preset.tiger_train, seed=context.seed, device=context.device,
                                 max_minutes=context.minutes if context.minutes is not None else preset.tiger_train.max_minutes)
-    config = TrainTigerJobConfig(run_date=context.run_date, model=preset.tiger, train=train, version=context.version)
+    config = TrainTigerJobConfig(run_date=context.run_date, model=preset.tiger, train=train, version=context.version,
+                                 refit=context.refit)
     return str(run_train_tiger(context.catalog, context.store, config, inputs=context.inputs,
                                promote=context.promote)["version"])

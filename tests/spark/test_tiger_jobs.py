@@ -51,7 +51,8 @@ pytestmark = pytest.mark.integration
 RUN = dt.date(2026, 11, 24)
 USERS, TOP_K, DEPTH, FINAL_K = 25, 5, 10, 4
 TIGER = TrainTigerJobConfig(run_date=RUN, model=TigerConfig.debug(codebook_size=256),
-                            train=TigerTrainConfig(epochs=2, batch_size=64, warmup_steps=10, eval_users=USERS))
+                            train=TigerTrainConfig(epochs=2, batch_size=64, warmup_steps=10, eval_users=USERS),
+                            refit=True)
 TWIN = TrainTwinJobConfig(run_date=RUN, model=TwinConfig(d_model=16, heads=2, head_dim=8, mlp_dims=(16,)),
                           train=TwinTrainConfig(epochs=2, negatives=4), rerank=RerankConfig(depth=DEPTH))
 SASREC = SASRecConfig(d_model=16, dropout_grid=(0.2,), max_epochs=4, batch_size=16, lr=5e-3)
@@ -132,6 +133,9 @@ def test_tiger_card_records_the_tables_it_read_and_every_epoch(semantic_ids, tig
     assert (tiger["epochs"], tiger["steps"]) == (2, 2 * steps_per_epoch)
     assert [e["epoch"] for e in card["history"]] == [1, 2]
     assert tiger["best_valid_ndcg@10"] == max(e["valid_ndcg@10"] for e in card["history"])
+    # the served weights: refit on every event (held-out ones too) for the epochs validation chose
+    assert card["serving_weights"] == "serving.pt" and card["refit"]["epochs"] == tiger["best_epoch"]
+    assert card["refit"]["examples"] > tiger["train_examples"]
 
 
 def test_warm_start_keeps_the_weights_it_started_from(semantic_ids, tiger):
@@ -286,7 +290,8 @@ def test_a_retriever_added_by_a_test_serves_through_the_union(spark, semantic_id
         context.store.write_card("last_items", "v1", {"weights": "last_items.pt"})
         return "v1"
 
-    register(RetrieverSpec("last_items", fit, lambda store, version, items, device: LastItems(len(items.index.item_ids))))
+    register(RetrieverSpec("last_items", fit,
+                           lambda store, version, items, device, serving: LastItems(len(items.index.item_ids))))
     try:
         fit(FitContext(catalog, store, load_retrieval_inputs(catalog), RUN))
         copy = Catalog(LakehouseConfig(root=str(tmp_path / "lakehouse")))

@@ -26,14 +26,9 @@ SASREC = SASRecConfig(d_model=32, dropout_grid=(0.0,), max_epochs=40, patience=5
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     """Users walking the cycle i -> i + 1: a next item any trained sequence model gets right."""
-    rng = np.random.default_rng(0)
     index = ItemIndex(np.array([f"i{k:02d}" for k in range(N_ITEMS)], dtype=object),
                       np.zeros((N_ITEMS, 4), dtype=np.int64), np.array([f"0-0-0-{k}" for k in range(N_ITEMS)], dtype=object))
-    start = dt.datetime(2024, 1, 1)
-    rows = [(f"u{u:03d}", f"i{(s + t) % N_ITEMS:02d}", start + dt.timedelta(minutes=t))
-            for u, s in enumerate(rng.integers(0, N_ITEMS, 150)) for t in range(9)]
-    events = pd.DataFrame(rows, columns=["user_id", "item_id", "ts"])
-    sequences = build_sequences(events, index, SplitConfig(max_history=UNION_WIDTH))
+    sequences = build_sequences(lake_events(), index, SplitConfig(max_history=UNION_WIDTH))
     inputs = RetrievalInputs(index, sequences, "rq", {"gold.semantic_ids": 0, "silver.events": 0})
     root = tmp_path_factory.mktemp("promotion")
     catalog = Catalog(LakehouseConfig(root=str(root / "lakehouse")))  # nothing is read: the sequences are given
@@ -64,3 +59,33 @@ def test_an_equal_candidate_is_promoted_and_rollback_restores(lake):
     assert history[-1]["reason"].startswith("rollback from retrained")
     with pytest.raises(FileNotFoundError, match="no sasrec artifact"):
         store.promote("sasrec", "never-trained", "by hand")
+
+
+def test_refit_serves_weights_trained_on_every_event(lake, monkeypatch):
+    """The held-out weights never saw a user's last two events; the refit ones did (chosen epochs, no
+    validation), and serving loads them while gates and evaluation keep the held-out ones."""
+    import pipelines.retrieval.inputs as inputs_module
+    from pipelines.retrieval.sasrec import load_sasrec
+
+    catalog, store, inputs, _ = lake
+    monkeypatch.setattr(inputs_module, "events_of", lambda catalog, inputs: lake_events())  # no table: the same events
+    version = fit_sasrec(FitContext(catalog, store, inputs, RUN, version="refit", promote=False, refit=True), SASREC)
+    card = store.read_card("sasrec", version)
+    assert card["serving_weights"] == "serving.pt" and card["refit"]["epochs"] == card["metrics"]["best_epoch"]
+    assert card["refit"]["examples"] == 150 * 8  # every event but each user's first is a target
+    served, held_out = (load_sasrec(store, version, inputs, serving=flag) for flag in (True, False))
+    weights = [dict(m.model.state_dict()) for m in (served, held_out)]
+    assert any(not np.allclose(weights[0][k].numpy(), weights[1][k].numpy()) for k in weights[0])
+    # serving: the next item after each user's whole history (the cycle's successor), seen items excluded
+    serve = inputs.sequences.serve
+    top = served.top_k(serve, 1, inputs.sequences.seen("serve")).items[:, 0]
+    last = serve.histories[:, -1]
+    assert (top == (last + 1) % N_ITEMS).mean() > 0.9
+
+
+def lake_events():
+    rng = np.random.default_rng(0)
+    start = dt.datetime(2024, 1, 1)
+    rows = [(f"u{u:03d}", f"i{(s + t) % N_ITEMS:02d}", start + dt.timedelta(minutes=t))
+            for u, s in enumerate(rng.integers(0, N_ITEMS, 150)) for t in range(9)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "ts"])
