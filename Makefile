@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAKEHOUSE ?= lakehouse
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: venv test test-all lint demo airflow bench bench-delta clean
+.PHONY: venv test test-all lint demo airflow bench bench-delta results clean
 
 # Reinstall when the dependency files change; constraints.txt pins every package.
 $(STAMP): pyproject.toml constraints.txt
@@ -46,6 +46,9 @@ airflow: venv
 	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(VENV)/bin/airflow db migrate
 	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(VENV)/bin/airflow pools set gpu 1 "GPU jobs (queue gpu)"
 	AIRFLOW_HOME=$(abspath airflow_home) $(AIRFLOW_ENV) $(VENV)/bin/airflow standalone
+
+results: venv  ## the README's results table from benchmarks/results/*.json
+	$(PY) -m benchmarks.results_table
 
 bench-delta: venv
 	$(PY) -m benchmarks.bench_delta_io

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pathlib
 import platform
@@ -43,7 +44,8 @@ def machine() -> dict[str, object]:
 
 def write_results(name: str, payload: dict) -> pathlib.Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), **payload}
+    payload = {k: v for k, v in payload.items() if k not in ("machine", "written")}  # a merged earlier run's
+    payload = {"machine": machine(), "written": dt.date.today().isoformat(), **payload}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")

@@ -10,17 +10,17 @@ before anything runs. Both engines check the parsed statement, not its text.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from pipelines.errors import QueryError, ReadOnlySqlError
 from pipelines.lakehouse.catalog import TABLES, Catalog
-from pipelines.lakehouse.delta import table_version
 from pipelines.lakehouse.delta.location import normalize_location
 
 if TYPE_CHECKING:
@@ -131,17 +131,21 @@ def views_named_in(query: str) -> set[str] | None:
     return named or None
 
 
-def register_views(spark: SparkSession, catalog: Catalog, names: set[str] | None = None) -> list[str]:
-    """Existing catalog tables as temp views named like `silver_events` (only `names` when given)."""
+def register_views(spark: SparkSession, catalog: Catalog, names: set[str] | None = None,
+                   versions: Mapping[str, int] | None = None, as_of: dt.datetime | None = None) -> list[str]:
+    """Existing catalog tables as temp views named like `silver_events` (only `names` when given), each at
+    one version: `versions[view]`, the last one at or before `as_of`, or the current one."""
     from pipelines.lakehouse.table_io import read_table
 
     registered = []
     for spec in TABLES.values():
         if names is not None and spec.view_name not in names:
             continue
-        if table_version(catalog.location(spec.name), catalog.storage_options or None) is None:
+        version = _pinned_version(catalog.location(spec.name), catalog.storage_options or None,
+                                  (versions or {}).get(spec.view_name), as_of)
+        if version is None:
             continue
-        read_table(spark, catalog, spec.name).createOrReplaceTempView(spec.view_name)
+        read_table(spark, catalog, spec.name, version=version).createOrReplaceTempView(spec.view_name)
         registered.append(spec.view_name)
     return registered
 
@@ -178,7 +182,7 @@ class ReadOnlyDuckDB:
         try:
             statements = self._con.extract_statements(query)
         except duckdb.Error as exc:
-            raise ReadOnlySqlError(f"cannot parse the query: {exc}") from None
+            raise QueryError(f"cannot parse the query: {str(exc).strip().splitlines()[0]}") from None
         for statement in statements:
             kind = statement.type.name
             if kind not in _DUCKDB_READ_STATEMENTS:
@@ -224,16 +228,24 @@ def _duckdb_with_delta() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def duckdb_connection(catalog: Catalog) -> ReadOnlyDuckDB:
-    """A read-only DuckDB whose views (silver_events, ...) scan the catalog's Delta tables."""
+def duckdb_connection(catalog: Catalog, names: set[str] | None = None,
+                      versions: Mapping[str, int] | None = None, as_of: dt.datetime | None = None) -> ReadOnlyDuckDB:
+    """A read-only DuckDB whose views (silver_events, ...) scan the catalog's Delta tables, each pinned to one
+    version: `versions[view]`, else the last one committed at or before `as_of`, else the current one. Only
+    the views in `names` when given (a query opens only the tables it names)."""
     con = _duckdb_with_delta()
     views = []
     for spec in TABLES.values():
-        location = catalog.location(spec.name)
-        if table_version(location, catalog.storage_options or None) is None:
+        if names is not None and spec.view_name not in names:
             continue
-        # the path is a parameter of the relation, never spliced into SQL text
-        con.table_function("delta_scan", [_duckdb_location(location)]).create_view(spec.view_name)
+        location = catalog.location(spec.name)
+        version = _pinned_version(location, catalog.storage_options or None, (versions or {}).get(spec.view_name),
+                                  as_of)
+        if version is None:
+            continue
+        # the location comes from the catalog (never from a query) and is quoted as a SQL string literal
+        literal = _duckdb_location(location).replace("'", "''")
+        con.execute(f"CREATE VIEW {spec.view_name} AS SELECT * FROM delta_scan('{literal}', version := {int(version)})")
         views.append(spec.view_name)
     root = normalize_location(catalog.config.root)
     if "://" not in root:
@@ -241,6 +253,39 @@ def duckdb_connection(catalog: Catalog) -> ReadOnlyDuckDB:
         con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return ReadOnlyDuckDB(con, views)
+
+
+def _pinned_version(location: str, storage_options: dict[str, str] | None, version: int | None,
+                    as_of: dt.datetime | None) -> int | None:
+    """The version a view reads; None when there is no table (or none yet at `as_of`)."""
+    from pipelines.lakehouse.delta.commit import open_table
+
+    table = open_table(location, storage_options)
+    if table is None:
+        return None
+    if version is not None:
+        if not 0 <= version <= table.version():
+            raise QueryError(f"{location} has versions 0..{table.version()}, not {version}")
+        return version
+    if as_of is None:
+        return table.version()
+    committed = [(h["version"], h["timestamp"]) for h in table.history()]
+    cutoff = as_of.timestamp() * 1000
+    eligible = [v for v, ts in committed if ts <= cutoff]
+    return max(eligible) if eligible else None
+
+
+def duckdb_query(catalog: Catalog, query: str, *, versions: Mapping[str, int] | None = None,
+                 as_of: dt.datetime | None = None) -> pa.Table:
+    """A read-only query over the views it names, as Arrow; a query DuckDB cannot run is one QueryError line."""
+    import duckdb
+
+    con = duckdb_connection(catalog, views_named_in(query), versions, as_of)
+    try:
+        return con.sql(query).to_arrow_table()
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QueryError(message) from None
 
 
 def duckdb_scan(uri: str) -> pa.Table:

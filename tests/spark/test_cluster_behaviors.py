@@ -22,7 +22,7 @@ CONFIG = ClusteringConfig(gamma=10, seed=1)
 
 def _events_frame(spark, events: pd.DataFrame, batch: str = "synth"):
     events = events.assign(source="synth", event_date=events["ts"].dt.date, source_event_id=None,
-                           source_file=f"{batch}.parquet", source_line=range(1, len(events) + 1), ingest_batch=batch)
+                           source_file=f"{batch}.parquet", source_line=events.index + 1, ingest_batch=batch)
     return spark.createDataFrame(events[SILVER_EVENTS.schema.names], SILVER_EVENTS.spark_schema())
 
 

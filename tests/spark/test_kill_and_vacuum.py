@@ -154,11 +154,24 @@ def test_a_job_error_is_one_line_and_exit_2(tmp_path, debug):
     assert ("Traceback" in done.stderr) is debug
 
 
-def test_refused_sql_is_one_line_and_exit_2(tmp_path):
-    done = subprocess.run(job_command("sql", "DROP VIEW silver_items", "--lakehouse", str(tmp_path)),
-                          env=job_env(), capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize(("engine", "refusal"), [
+    ("duckdb", "a DROP statement"), ("spark", "DropView is not a query")])
+def test_refused_sql_is_one_line_and_exit_2(tmp_path, engine, refusal):
+    done = subprocess.run(job_command("sql", "DROP VIEW silver_items", "--lakehouse", str(tmp_path),
+                                      "--engine", engine), env=job_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
-    assert [line for line in done.stderr.splitlines() if line.startswith("tigertwin")] == [
-        "tigertwin sql: ReadOnlySqlError: refused: DropView is not a query; analyst SQL runs SELECT / WITH / "
-        "VALUES / SHOW / DESCRIBE / EXPLAIN over the catalog's views"]
-    assert "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [
+        f"tigertwin sql: ReadOnlySqlError: refused: {refusal}; analyst SQL runs SELECT / WITH / "
+        "VALUES / SHOW / DESCRIBE / EXPLAIN over the catalog's views"]  # that line and nothing else
+    assert done.stdout == ""
+
+
+def test_a_failing_query_is_one_line_at_the_default_log_level(spark, catalog, tmp_path):
+    (tmp_path / "seq.txt").write_text("u1 a b\n")
+    run_ingest(spark, catalog, IngestConfig(format="sequences", dataset="s", run_date=dt.date(2026, 1, 1),
+                                            events_paths=(str(tmp_path / "seq.txt"),)))
+    done = subprocess.run(job_command("sql", "SELECT no_such_column FROM silver_items", "--lakehouse",
+                                      catalog.config.root), env=job_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tigertwin sql: QueryError: ") and "no_such_column" in lines[0]

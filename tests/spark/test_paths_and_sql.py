@@ -64,20 +64,47 @@ def test_spark_sql_refuses_everything_but_reads(spark, catalog, query):
         check_spark_query(spark, query.format(root=catalog.config.root))
 
 
-def test_tigertwin_sql_answers_reads_and_leaves_the_tables_alone(spark, catalog, tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_tigertwin_sql_answers_reads_and_leaves_the_tables_alone(spark, catalog, tmp_path, capsys, engine):
     _ingest_small(spark, catalog, tmp_path)
     args = argparse.Namespace(lakehouse=catalog.config.root, master=None, log_level="WARNING", limit=5,
-                              artifacts="artifacts")
+                              artifacts="artifacts", engine=engine, format="table", version=None, as_of=None)
     version = DeltaTable(catalog.location("silver.items")).version()
     assert run_sql(argparse.Namespace(**vars(args), query=(
         "WITH n AS (SELECT item_id, count(*) AS c FROM silver_events GROUP BY 1) "
         "SELECT i.item_id, n.c FROM silver_items i JOIN n USING (item_id) ORDER BY n.c DESC, 1"))) == 0
-    assert "|      b|  2|" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["item_id", "c"] and lines[1].split() == ["b", "2"]
     with pytest.raises(ReadOnlySqlError):
         run_sql(argparse.Namespace(**vars(args), query=WRITES[0].format(root=catalog.config.root)))
     with pytest.raises(QueryError, match="cannot parse"):
         run_sql(argparse.Namespace(**vars(args), query="SELEC nothing"))
+    with pytest.raises(QueryError):
+        run_sql(argparse.Namespace(**vars(args), query="SELECT no_such_column FROM silver_items"))
     assert DeltaTable(catalog.location("silver.items")).version() == version
+
+
+def test_tigertwin_sql_pins_versions_and_formats(spark, catalog, tmp_path, capsys):
+    from jobs.sql import render
+    from tigertwin import lakehouse
+
+    for name, lines in (("first.txt", "u1 a b c\nu2 b c\n"), ("second.txt", "u3 d\n")):  # 5 events, then 1
+        (tmp_path / name).write_text(lines)
+        run_ingest(spark, catalog, IngestConfig(format="sequences", dataset="s", run_date=dt.date(2026, 11, 24),
+                                                events_paths=(str(tmp_path / name),)))
+    args = argparse.Namespace(lakehouse=catalog.config.root, master=None, log_level="WARNING", limit=50,
+                              artifacts="artifacts", engine="duckdb", version=0, as_of=None, format="json")
+    assert run_sql(argparse.Namespace(**vars(args), query="SELECT count(*) AS n FROM silver_events")) == 0
+    assert capsys.readouterr().out.strip() == '[{"n":5}]'  # version 0: before the second batch
+    now = lakehouse.sql("SELECT count(*) AS n FROM silver_events", root=catalog.config.root)
+    assert now["n"].tolist() == [6]
+    assert lakehouse.sql("SELECT count(*) AS n FROM silver_events", root=catalog.config.root, version=0)["n"][0] == 5
+    with pytest.raises(QueryError, match="silver_events"):  # no version existed then: no such view
+        lakehouse.sql("SELECT count(*) AS n FROM silver_events", root=catalog.config.root, as_of="2000-01-01")
+    assert set(lakehouse.tables(catalog.config.root)["view"]) >= {"silver_events", "gold_candidates"}
+    import pandas as pd
+
+    assert render(pd.DataFrame({"x": [0.123456789, 12345.678]}), "table").splitlines()[1:] == ["0.1235", " 1.235e+04"]
 
 
 DUCKDB_WRITES = [

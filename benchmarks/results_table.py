@@ -1,0 +1,128 @@
+"""The README's results table, generated from benchmarks/results/*.json (`make results`).
+
+    python -m benchmarks.results_table           # rewrite the table between the README's markers
+    python -m benchmarks.results_table --check   # exit 1 when the README's table is not what the files say
+
+One row per headline figure: the benchmark, what is measured, the value, the device and the date of the
+results file (written by the benchmark). A figure whose file or key is missing is left
+out, so a partial run never breaks the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import pathlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+@dataclass(frozen=True)
+class Figure:
+    file: str
+    what: str
+    value: Callable[[dict[str, Any]], str]
+
+
+def _methods(dataset: str) -> Callable[[dict[str, Any]], str]:
+    def value(d: dict[str, Any]) -> str:
+        methods = d["datasets"][dataset]["methods"]
+        return ", ".join(f"{m} {r['ndcg@10']:.4f}" for m, r in methods.items())
+    return value
+
+
+def _lift(dataset: str) -> Callable[[dict[str, Any]], str]:
+    def value(d: dict[str, Any]) -> str:
+        lift = d["datasets"][dataset]["nightly_minus_best_single"]
+        return f"{lift['ndcg@10']:+.4f} +- {lift['ndcg@10_se']:.4f} vs {lift['best_single']}"
+    return value
+
+
+FIGURES = (
+    Figure("nightly.json", "ml-100k test NDCG@10 by method (tonight's list = nightly)", _methods("ml-100k")),
+    Figure("nightly.json", "ml-100k nightly minus best single retriever, NDCG@10 (paired SE)", _lift("ml-100k")),
+    Figure("nightly.json", "Beauty test NDCG@10 by method", _methods("amazon-beauty")),
+    Figure("nightly.json", "Beauty nightly minus best single retriever, NDCG@10 (paired SE)", _lift("amazon-beauty")),
+    Figure("tiger.json", "Beauty TIGER test Recall@10 / NDCG@10 (cpu-bench)",
+           lambda d: f"{d['tiger']['recall@10']:.4f} / {d['tiger']['ndcg@10']:.4f}"),
+    Figure("tiger_cuda.json", "Beauty TIGER test Recall@10 / NDCG@10 (paper size)",
+           lambda d: f"{d['tiger']['recall@10']:.4f} / {d['tiger']['ndcg@10']:.4f}"),
+    Figure("twin.json", "TWIN-V2 clusters vs raw history: speedup, AUC difference",
+           lambda d: f"{d['speedup_vs_raw_history']:.1f}x, {d['auc_clusters_minus_raw']:+.4f}"),
+    Figure("candidates.json", "fast beam search vs reference (same lists)",
+           lambda d: f"{d['cpu']['speedup_vs_reference']:.1f}x, identical: {d['identical_to_reference']}"),
+    Figure("reliability.json", "concurrent writers + kills: rows lost / duplicated",
+           lambda d: f"{d['rows_lost']} / {d['duplicated_rows']}"),
+    Figure("reliability.json", "ingest batches with late events: rows lost / duplicated",
+           lambda d: f"{d['late_events']['rows_lost']} / {d['late_events']['duplicated_rows']} "
+                     f"({d['late_events']['batches']} batches, {d['late_events']['writers']} writers)"),
+    Figure("delta_io.json", "Delta write / read time vs plain Parquet (10^7 rows)",
+           lambda d: f"{d['write_delta_s'] / d['write_parquet_s']:.2f}x / {d['read_delta_s'] / d['read_parquet_s']:.2f}x"),
+    Figure("clustering.json", "TWIN-V2 clustering vs scikit-learn", lambda d: f"{d['speedup_vs_sklearn']:.2f}x"),
+    Figure("semantic_ids.json", "semantic IDs: unique 3-code share, min codebook use",
+           lambda d: f"{d['unique_3code_fraction']:.4f}, {d['min_level_utilization']:.2f}"),
+    Figure("scale.json", "every stage, 10^6 -> 10^7 events: time growth exponent",
+           lambda d: f"{d['time_growth_exponent']:.2f}"),
+    Figure("pipeline.json", "the DAGs on ml-100k, seconds of task time", lambda d: f"{d['total_seconds']:.0f}"),
+)
+
+
+def _device(data: dict[str, Any]) -> str:
+    machine = data.get("machine", {})
+    return str(machine["gpu"]) if machine.get("gpu") else f"{machine.get('cpus', '?')}-core CPU"
+
+
+def _date(data: dict[str, Any], path: pathlib.Path) -> str:
+    """The date the benchmark wrote the file (`written`, set by benchmarks.common.write_results)."""
+    return str(data.get("written") or dt.date.fromtimestamp(path.stat().st_mtime).isoformat())
+
+
+def table() -> str:
+    rows = ["| benchmark | figure | value | device | date |", "| --- | --- | --- | --- | --- |"]
+    for figure in FIGURES:
+        path = RESULTS / figure.file
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        try:
+            value = figure.value(data)
+        except (KeyError, TypeError, ZeroDivisionError):
+            continue
+        rows.append(f"| `{figure.file}` | {figure.what} | {value} | {_device(data)} | {_date(data, path)} |")
+    return "\n".join(rows)
+
+
+def with_table(readme: str, rendered: str) -> str:
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md has no {START} ... {END} markers")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{rendered}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
+    args = parser.parse_args(argv)
+    current = README.read_text()
+    updated = with_table(current, table())
+    if args.check:
+        if updated != current:
+            print("README.md's results table differs from benchmarks/results/*.json: run `make results`")
+            return 1
+        return 0
+    README.write_text(updated)
+    print("README.md results table regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
