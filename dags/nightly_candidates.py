@@ -49,7 +49,7 @@ def nightly_candidates():
     sasrec = torch_job("train_sasrec", "train_sasrec", [
         "--max-minutes", "{{ params.sasrec_max_minutes }}", "--max-epochs", "{{ params.sasrec_max_epochs }}",
         "--refit", "--candidate"], execution_timeout=SASREC_TIMEOUT)
-    gates = [torch_job(f"gate_{name}", "models", ["gate", name]) for name in ("tiger", "sasrec")]
+    gates = [torch_job(f"gate_{name}", "model_registry", ["gate", name]) for name in ("tiger", "sasrec")]
     popularity = python_job("train_popularity", "train_popularity", [])
     twin = torch_job("train_twin", "train_twin",
                      ["--epochs", "{{ params.twin_epochs }}", "--rerank-depth", "{{ params.rerank_depth }}"])

@@ -23,7 +23,7 @@ COMMANDS = {
     "train-twin": "jobs.train_twin",
     "generate-candidates": "jobs.generate_candidates",
     "evaluate": "jobs.evaluate",
-    "models": "jobs.models",
+    "models": "jobs.model_registry",
     "optimize": "jobs.optimize",
     "vacuum": "jobs.vacuum",
 }

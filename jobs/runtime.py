@@ -78,10 +78,21 @@ def artifacts_from(args: argparse.Namespace) -> ArtifactStore:
     return ArtifactStore(root=args.artifacts)
 
 
+def jvm_log_path(app_name: str) -> str:
+    """Where a job's JVM writes (env TIGERTWIN_SPARK_LOG_DIR, default the temp dir), one file per run."""
+    import tempfile
+
+    folder = os.environ.get("TIGERTWIN_SPARK_LOG_DIR") or os.path.join(tempfile.gettempdir(), "tigertwin-spark")
+    return os.path.join(folder, f"{app_name}-{dt.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log")
+
+
 def spark_from(args: argparse.Namespace, app_name: str):
+    """The job's session; below DEBUG the JVM's banner, WARN lines and stack traces go to a file."""
     from pipelines.lakehouse.spark import build_spark_session
 
-    return build_spark_session(SparkConfig(app_name=app_name, master=args.master))
+    quiet = getattr(args, "log_level", "INFO") != "DEBUG"
+    return build_spark_session(SparkConfig(app_name=app_name, master=args.master,
+                                           jvm_log=jvm_log_path(app_name) if quiet else None))
 
 
 def run_job(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, command: str) -> int:

@@ -31,6 +31,9 @@ class SparkConfig:
     arrow_batch_rows: int = 100_000
     # Extra `spark.*` settings, applied last, e.g. {"spark.executor.memory": "8g"}.
     extra_conf: tuple[tuple[str, str], ...] = ()
+    # A file for the JVM's own stderr (log4j banner, WARN lines, stage progress, stack traces) so a
+    # user's terminal shows only the job's lines; None leaves it on the terminal (--log-level DEBUG).
+    jvm_log: str | None = None
 
 
 @dataclass(frozen=True)

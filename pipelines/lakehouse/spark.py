@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pathlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from pipelines.lakehouse.config import SparkConfig
@@ -18,6 +21,26 @@ log = logging.getLogger(__name__)
 def running_under_spark_submit() -> bool:
     # spark-submit starts the Python driver with a gateway to its JVM already open.
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+@contextlib.contextmanager
+def _stderr_into(path: str | None) -> Iterator[None]:
+    """While the gateway starts, file descriptor 2 points at `path`: the JVM (and the Python
+    workers it forks) inherit it for their whole life; this process gets its terminal back."""
+    if path is None:
+        yield
+        return
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log_file:
+            os.dup2(log_file.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def build_spark_session(config: SparkConfig = SparkConfig()) -> SparkSession:
@@ -56,11 +79,18 @@ def build_spark_session(config: SparkConfig = SparkConfig()) -> SparkSession:
     }
     if not running_under_spark_submit():
         settings["spark.pyspark.python"] = sys.executable
+    # spark-submit started the JVM already, with its own stderr: nothing to move there
+    jvm_log = None if running_under_spark_submit() else config.jvm_log
+    if jvm_log:
+        settings["spark.ui.showConsoleProgress"] = "false"
     settings.update(dict(config.extra_conf))
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _stderr_into(jvm_log):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if jvm_log:
+        log.info("Spark's own log: %s", jvm_log)
 
     from pipelines.lakehouse.delta.source import DeltaDataSource
 

@@ -18,6 +18,12 @@ RUNNER = pathlib.Path(__file__).with_name("airflow_runner.py")
 REPO = RUNNER.parents[2]
 
 
+def _succeeded(result):
+    """True for a successful run; otherwise the assertion shows each task's state and the log's end."""
+    assert result["state"] == "success", (result.get("tasks"), result["log"][-6000:])
+    return True
+
+
 def _airflow(args, tmp_path, lakehouse):
     env = {
         **os.environ,
@@ -119,18 +125,18 @@ def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
     lakehouse = tmp_path / "lakehouse"
     order = ("item_semantic_ids", "user_behavior_clusters", "nightly_candidates")
     for dag_id in order:
-        assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
+        assert _succeeded(_airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse))
     first = _counts(lakehouse)
     assert all(n > 0 for n in first.values()), first
     assert first["gold_candidates"] == 8 * PRESETS["test"].rerank.final_k
     for dag_id in order:
-        assert _airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse)["state"] == "success"
+        assert _succeeded(_airflow(["test", dag_id, "2026-01-02", conf], tmp_path, lakehouse))
     assert _counts(lakehouse) == first
     # The reruns replaced files and appended metrics; maintenance (vacuum window 0 here) compacts, then
     # removes every file no version needs.
     assert _orphans(lakehouse) and _most_files_in_a_partition(lakehouse) > 1
     vacuum = json.dumps({"retention_hours": 0, "force_short_window": True})
-    assert _airflow(["test", "lakehouse_maintenance", "2026-01-04", vacuum], tmp_path, lakehouse)["state"] == "success"
+    assert _succeeded(_airflow(["test", "lakehouse_maintenance", "2026-01-04", vacuum], tmp_path, lakehouse))
     assert _orphans(lakehouse) == set()
     assert _counts(lakehouse) == first
     assert _most_files_in_a_partition(lakehouse) == 1

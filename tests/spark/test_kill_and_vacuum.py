@@ -21,10 +21,10 @@ from tests.conftest import job_command, job_env
 RUN = "2026-01-01"
 
 
-def _base(spark, catalog, tmp_path):
+def _base(spark, catalog, tmp_path, lines="b-u1 b-i1 b-i2 b-i3\nb-u2 b-i2 b-i3\n"):
     """silver.items and silver.events with a first dataset (its own ids and dates)."""
     events = tmp_path / "base.txt"
-    events.write_text("b-u1 b-i1 b-i2 b-i3\nb-u2 b-i2 b-i3\n")
+    events.write_text(lines)
     run_ingest(spark, catalog, IngestConfig(format="sequences", dataset="base", run_date=dt.date(2026, 1, 1),
                                             events_paths=(str(events),)))
 
@@ -127,7 +127,7 @@ def test_kill_during_the_events_write_leaves_the_table_and_vacuum_removes_the_de
 
 def test_vacuum_keeps_files_inside_the_retention_window(spark, catalog, tmp_path):
     _base(spark, catalog, tmp_path)
-    _base(spark, catalog, tmp_path)  # the rerun replaced the files of the first run
+    _base(spark, catalog, tmp_path, "b-u1 b-i1 b-i3\nb-u2 b-i2 b-i3\n")  # a correction of the same batch replaced its files
     uri = catalog.location("silver.events")
     replaced = _parquet_files(uri) - _referenced(uri)
     assert replaced

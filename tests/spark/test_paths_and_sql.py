@@ -75,8 +75,9 @@ def test_tigertwin_sql_answers_reads_and_leaves_the_tables_alone(spark, catalog,
         "SELECT i.item_id, n.c FROM silver_items i JOIN n USING (item_id) ORDER BY n.c DESC, 1"))) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["item_id", "c"] and lines[1].split() == ["b", "2"]
+    write = WRITES[0] if engine == "spark" else "COPY (SELECT 1 AS x) TO '{root}/silver/items/x.parquet'"
     with pytest.raises(ReadOnlySqlError):
-        run_sql(argparse.Namespace(**vars(args), query=WRITES[0].format(root=catalog.config.root)))
+        run_sql(argparse.Namespace(**vars(args), query=write.format(root=catalog.config.root)))
     with pytest.raises(QueryError, match="cannot parse"):
         run_sql(argparse.Namespace(**vars(args), query="SELEC nothing"))
     with pytest.raises(QueryError):
@@ -104,7 +105,7 @@ def test_tigertwin_sql_pins_versions_and_formats(spark, catalog, tmp_path, capsy
     assert set(lakehouse.tables(catalog.config.root)["view"]) >= {"silver_events", "gold_candidates"}
     import pandas as pd
 
-    assert render(pd.DataFrame({"x": [0.123456789, 12345.678]}), "table").splitlines()[1:] == ["0.1235", " 1.235e+04"]
+    assert render(pd.DataFrame({"x": [0.123456789, 12345.678]}), "table").splitlines()[1:] == ["   0.1235", "1.235e+04"]  # right-aligned
 
 
 DUCKDB_WRITES = [

@@ -115,3 +115,11 @@ def test_every_re_exported_name_resolves(package):
         assert getattr(module, name) is not None, f"{package}.{name}"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         module.nope  # noqa: B018
+
+
+def test_no_job_script_shadows_a_package():
+    # spark-submit runs jobs/<job>.py as a script: jobs/ becomes sys.path[0], so jobs/models.py
+    # would be what `import models` finds in every job.
+    top_level = {p.name for p in REPO.iterdir() if (p / "__init__.py").exists()}
+    scripts = {p.stem for p in (REPO / "jobs").glob("*.py")}
+    assert scripts & top_level == set()

@@ -26,7 +26,7 @@ from jobs.runtime import (
 )
 from pipelines.lakehouse.artifacts import CARD_FILE
 
-log = logging.getLogger("jobs.models")
+log = logging.getLogger("jobs.model_registry")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
