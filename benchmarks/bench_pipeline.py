@@ -21,11 +21,11 @@ import subprocess
 import sys
 
 from benchmarks.common import write_results
+from benchmarks.datasets import DATA_DIR
 from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT
 from pipelines.presets import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 WORK = ROOT / "benchmarks" / ".work" / "pipeline"
 DATE = "2026-11-24"
 ORDER = ("item_semantic_ids", "user_behavior_clusters", "nightly_candidates", "lakehouse_maintenance")
@@ -55,13 +55,13 @@ def main() -> None:
     if args.child:
         child(json.loads(args.child))
         return
-    if not (SHARED / "ml-100k" / "u.data").exists():
-        raise SystemExit(f"ml-100k not found under {SHARED}")
+    if not (DATA_DIR / "ml-100k" / "u.data").exists():
+        raise SystemExit(f"ml-100k not found under {DATA_DIR}")
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     # the nightly lists at their real depth and length, small models (this measures the jobs, not quality)
     paper = PRESETS["paper"]
-    conf = {"format": "movielens", "path": str(SHARED / "ml-100k"), **PRESETS[args.tiger_size].dag_conf(args.tiger_size),
+    conf = {"format": "movielens", "path": str(DATA_DIR / "ml-100k"), **PRESETS[args.tiger_size].dag_conf(args.tiger_size),
             "tiger_epochs": args.tiger_epochs, "tiger_max_minutes": 30, "twin_epochs": 5,
             "rerank_depth": paper.rerank.depth, "final_k": paper.rerank.final_k, "rqvae_epochs": 300}
     env = {**os.environ, "AIRFLOW_HOME": str(WORK / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),

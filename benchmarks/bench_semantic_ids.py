@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import RESULTS, write_results
+from benchmarks.datasets import DATA_DIR
 from models.config import RQVAEConfig, RQVAETrainConfig
 from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.items.embedding_job import EmbedItemsConfig, embed_items_spark, run_embed_items
@@ -52,14 +53,13 @@ from pipelines.lakehouse.catalog import Catalog
 from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
 from pipelines.plots import plot_code_usage
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 RUN = dt.date(2026, 11, 24)
 CODEBOOK = 256
 
 
 def movielens_items() -> pd.DataFrame:
-    genres = [g.split("|")[0] for g in (SHARED / "ml-100k/u.genre").read_text(encoding="latin-1").split("\n") if g]
-    raw = pd.read_csv(SHARED / "ml-100k/u.item", sep="|", header=None, encoding="latin-1")
+    genres = [g.split("|")[0] for g in (DATA_DIR / "ml-100k/u.genre").read_text(encoding="latin-1").split("\n") if g]
+    raw = pd.read_csv(DATA_DIR / "ml-100k/u.item", sep="|", header=None, encoding="latin-1")
     flags = raw.iloc[:, 5:5 + len(genres)].to_numpy()
     return pd.DataFrame({
         "title": raw[1].astype(str),
@@ -105,17 +105,17 @@ def embed_throughput(spark, n_texts: int) -> dict:
 def ingest_and_embed(spark, root: pathlib.Path, name: str) -> np.ndarray | None:
     catalog = Catalog(LakehouseConfig(root=str(root / name)))
     if name == "amazon-beauty":
-        path = SHARED / "amazon-beauty/user_sequence.txt"
+        path = DATA_DIR / "amazon-beauty/user_sequence.txt"
         if not path.exists():
             return None
         ingest = IngestConfig(format="sequences", dataset=name, run_date=RUN, events_paths=(str(path),))
         embed = EmbedItemsConfig(run_date=RUN, source="als")
     else:
-        if not (SHARED / "ml-100k/u.data").exists():
+        if not (DATA_DIR / "ml-100k/u.data").exists():
             return None
         ingest = IngestConfig(format="movielens", dataset=name, run_date=RUN,
-                              events_paths=(str(SHARED / "ml-100k/u.data"),),
-                              items_paths=(str(SHARED / "ml-100k/u.item"),))
+                              events_paths=(str(DATA_DIR / "ml-100k/u.data"),),
+                              items_paths=(str(DATA_DIR / "ml-100k/u.item"),))
         embed = EmbedItemsConfig(run_date=RUN, source="text")
     run_ingest(spark, catalog, ingest)
     started = time.perf_counter()
@@ -203,7 +203,7 @@ def main() -> None:
         for name in args.datasets.split(",") if "rqvae" in parts else ():
             vectors = ingest_and_embed(spark, pathlib.Path(scratch), name)
             if vectors is None:
-                print(f"{name}: not found under {SHARED}, skipped")
+                print(f"{name}: not found under {DATA_DIR}, skipped")
                 continue
             results[name] = quality(name, vectors, args.epochs, args.seeds)
     if "amazon-beauty" in results and "rqvae" in parts:

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS, write_results
+from benchmarks.datasets import DATA_DIR
 from models.config import RQVAETrainConfig, SASRecConfig, TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.examples import Examples
@@ -51,7 +52,6 @@ from pipelines.retrieval.sasrec import fit_sasrec
 from pipelines.retrieval.serving import load_tiger, tiger_top_k
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 WORK = pathlib.Path(__file__).resolve().parent / ".work"  # lakehouse + artifacts kept for bench_twin.py
 RUN = dt.date(2026, 11, 24)
 BENCH = PRESETS["cpu-bench"]
@@ -65,17 +65,17 @@ def ingest_config(name: str, source: str | None = None):
     from pipelines.items.embedding_job import EmbedItemsConfig
 
     if name == "amazon-beauty":
-        path = SHARED / "amazon-beauty/user_sequence.txt"
+        path = DATA_DIR / "amazon-beauty/user_sequence.txt"
         if not path.exists():
             return None
         if source not in (None, "als"):
             raise SystemExit(f"--embedding-source {source}: amazon-beauty ships no item text, only ALS applies")
         return (IngestConfig(format="sequences", dataset=name, run_date=RUN, events_paths=(str(path),)),
                 EmbedItemsConfig(run_date=RUN, source="als"))
-    if not (SHARED / "ml-100k/u.data").exists():
+    if not (DATA_DIR / "ml-100k/u.data").exists():
         return None
-    return (IngestConfig(format="movielens", dataset=name, run_date=RUN, events_paths=(str(SHARED / "ml-100k/u.data"),),
-                         items_paths=(str(SHARED / "ml-100k/u.item"),)),
+    return (IngestConfig(format="movielens", dataset=name, run_date=RUN, events_paths=(str(DATA_DIR / "ml-100k/u.data"),),
+                         items_paths=(str(DATA_DIR / "ml-100k/u.item"),)),
             EmbedItemsConfig(run_date=RUN, source=source or "text"))
 
 
@@ -88,7 +88,7 @@ def build_semantic_ids(spark, catalog: Catalog, store: ArtifactStore, name: str,
 
     configs = ingest_config(name, args.embedding_source)
     if configs is None:
-        print(f"{name}: not found under {SHARED}, skipped")
+        print(f"{name}: not found under {DATA_DIR}, skipped")
         return None
     ingest, embed = configs
     timings = {}

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import pathlib
 import time
 
 import numpy as np
@@ -34,6 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from benchmarks.common import RESULTS, write_results
+from benchmarks.datasets import DATA_DIR
 from models.config import TigerTrainConfig
 from models.device import default_device
 from models.tiger import encoder_tokens
@@ -41,12 +41,10 @@ from models.tiger_training import _autocast, _on_device, _start_run, _train_one_
 from pipelines.presets import PRESETS
 from pipelines.retrieval.sequences import ItemIndex, build_sequences
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def movielens_examples(levels: int, codebook: int, seed: int = 0):
     """ml-100k's training examples over a random (collision-free) semantic-ID table."""
-    ratings = pd.read_csv(SHARED / "ml-100k" / "u.data", sep="\t", names=["user_id", "item_id", "rating", "ts"])
+    ratings = pd.read_csv(DATA_DIR / "ml-100k" / "u.data", sep="\t", names=["user_id", "item_id", "rating", "ts"])
     events = pd.DataFrame({"user_id": "u" + ratings["user_id"].astype(str), "item_id": "i" + ratings["item_id"].astype(str),
                            "ts": pd.to_datetime(ratings["ts"], unit="s", utc=True)})
     items = np.sort(events["item_id"].unique())

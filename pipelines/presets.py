@@ -40,12 +40,9 @@ class RunPreset:
 PRESETS: dict[str, RunPreset] = {
     # The TIGER paper's model; a 2-hour nightly budget (the best epoch by validation NDCG@10 is kept).
     "paper": RunPreset(tiger_train=TigerTrainConfig(max_minutes=120)),
-    # What bench_tiger.py trains on 2 CPU cores: half the layers and heads, a higher learning rate for a
-    # 25-minute budget, and the causal encoder: one encoder pass trains a window's 20 targets, 6x the training
-    # targets per second; ml-100k, 15 minutes, seed 0: test Recall@10 0.123 vs 0.085 with prefixes
-    # (benchmarks/results/tiger.json has the 3 seeds). Model selection on 5,000 validation users (standard
-    # error ~0.004 on Beauty): scoring all 22k took 44% of each Beauty epoch on this CPU; with 5,000 a 15-minute
-    # budget fits 12 epochs instead of 9 (test Recall@10 0.0603 +- 0.0006 over 2 seeds vs 0.0580 with all users).
+    # What bench_tiger.py trains on 2 CPU cores: half the layers and heads, a higher learning rate, and the
+    # causal encoder (one pass trains a window's 20 targets: 6x the targets per second). Model selection on
+    # 5,000 validation users, so more of the budget trains. Chosen on validation; figures in results/tiger.json.
     "cpu-bench": RunPreset(
         tiger=TigerConfig(encoder_layers=2, decoder_layers=2, heads=4, head_dim=32, mlp_dim=512,
                           causal_encoder=True),
