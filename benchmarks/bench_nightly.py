@@ -5,8 +5,8 @@ TIGER's and SASRec's top-K ordered by the TWIN-V2 ranker's gated fusion), evalua
 
 Per dataset the real jobs build a scratch lakehouse once (ingest -> item vectors -> RQ-VAE -> semantic
 IDs -> TWIN-V2 clusters without held-out events; bench_tiger.py's recipe), then per seed: TIGER (the
-cpu-bench preset) and SASRec each get the same wall-clock budget (--minutes; SASRec's is split over its
-dropout candidates) and the same selection rule (validation NDCG@10 on the same users), popularity is
+cpu-bench preset), SASRec and the ranker each get the same wall-clock budget (--minutes; SASRec's is split
+over its dropout candidates) and the same selection rule (validation NDCG@10 on the same users), popularity is
 counted, the ranker trains on the union, and `evaluate` scores every method on every test user with the one
 seen set (all of the user's items before the target). Reported per method: Recall/NDCG@5/10, mean and
 spread over seeds (`std` null for one seed); `nightly_minus_best_single` with the paired per-user standard
@@ -60,7 +60,7 @@ def one_seed(catalog: Catalog, store: ArtifactStore, args, seed: int) -> dict:
     sasrec_s = time.perf_counter() - started
     started = time.perf_counter()
     run_train_twin(catalog, store, TrainTwinJobConfig(
-        run_date=RUN, train=TwinTrainConfig(epochs=args.twin_epochs, seed=seed), version=f"seed{seed}",
+        run_date=RUN, train=TwinTrainConfig(epochs=args.twin_epochs, max_minutes=args.minutes, seed=seed), version=f"seed{seed}",
         rerank=RerankConfig(depth=args.depth)))
     twin_s = time.perf_counter() - started
     evaluation = evaluate_methods(catalog, store, EvaluateConfig(run_date=RUN, plot_dir=str(WORK / "plots")), inputs)

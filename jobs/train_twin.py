@@ -52,6 +52,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--gamma", type=int, default=ClusteringConfig.gamma,
                         help="largest cluster of the training cuts: cluster-behaviors' --gamma")
     parser.add_argument("--epochs", type=int, default=t.epochs)
+    parser.add_argument("--max-minutes", type=float, default=t.max_minutes,
+                        help="wall-clock training budget; epochs stop before passing it (default: none)")
     parser.add_argument("--negatives", type=int, default=t.negatives)
     parser.add_argument("--no-hard-negatives", action="store_true", help="catalog negatives only")
     parser.add_argument("--retrievers", nargs="+", default=list(TrainTwinJobConfig.retrievers),
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         run_date=args.run_date,
         model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n,
                          recent_events=args.recent_events, item_id_buckets=args.item_id_buckets),
-        train=TwinTrainConfig(epochs=args.epochs, negatives=args.negatives, seed=args.seed, device=args.device,
+        train=TwinTrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, negatives=args.negatives, seed=args.seed, device=args.device,
                               cuts_per_user=args.cuts_per_user, positives_per_cut=args.positives_per_cut),
         clustering=ClusteringConfig(gamma=args.gamma),
         version=args.version, hard_negatives=not args.no_hard_negatives, retrievers=tuple(args.retrievers),

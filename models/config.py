@@ -122,6 +122,8 @@ class TwinTrainConfig:
     cuts_per_user: int = 8
     positives_per_cut: int = 3
     epochs: int = 8
+    # wall-clock budget: no epoch starts that the epochs so far say would end past it (at least one runs)
+    max_minutes: float | None = None
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4

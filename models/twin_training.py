@@ -73,7 +73,13 @@ def train_twin(
     tokens = torch.as_tensor(item_tokens, device=device)
     history = []
     n = len(targets)
+    began = time.perf_counter()
     for epoch in range(train.epochs):
+        spent = time.perf_counter() - began
+        if epoch and train.max_minutes is not None and spent * (epoch + 1) / epoch > 60 * train.max_minutes:
+            log.info("twin: %d epoch(s) in %.0f s; another would pass the %.1f-minute budget", epoch, spent,
+                     train.max_minutes)
+            break
         model.train()
         order = np.random.default_rng(train.seed * 1_000_003 + epoch).permutation(n)
         total, started = 0.0, time.perf_counter()

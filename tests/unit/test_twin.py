@@ -128,3 +128,17 @@ def test_debug_model_overfits_a_tiny_set():
         optimizer.step()
     predicted = (model.eval()(batch, vectors, codes) > 0).float()
     assert (predicted == labels).float().mean() > 0.95
+
+
+def test_training_stops_before_an_epoch_would_pass_the_budget():
+    from models.config import TwinTrainConfig
+    from models.twin_training import train_twin
+
+    rng = np.random.default_rng(0)
+    vectors, tokens = rng.normal(size=(20, 8)).astype(np.float32), rng.integers(0, 8, (20, 5))
+    keys = [rng.integers(0, 20, 4) for _ in range(6)]
+    args = (vectors, tokens, np.arange(6), rng.integers(0, 20, 6), np.r_[1.0, 0, 1, 0, 1, 0].astype(np.float32),
+            keys, [np.ones(4, dtype=np.int64)] * 6, [np.zeros((4, 3), dtype=np.float32)] * 6)
+    _, unbounded = train_twin(SMALL, TwinTrainConfig(epochs=3, batch_size=4), *args, progress=False)
+    _, bounded = train_twin(SMALL, TwinTrainConfig(epochs=3, batch_size=4, max_minutes=1e-9), *args, progress=False)
+    assert len(unbounded) == 3 and len(bounded) == 1  # one epoch always runs
