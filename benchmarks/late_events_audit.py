@@ -34,9 +34,11 @@ def _event(rng: random.Random, day: dt.date, user_prefix: str) -> Event:
 
 def _delivery(rng: random.Random, writer: int, day: dt.date, days: list[dt.date], rows: int,
               shared: list[Event]) -> list[Event]:
-    """A day's batch: mostly its own day, a late tail on other writers' days, and a few shared events."""
+    """A day's batch: mostly its own day, a late tail on earlier days (other writers' too; ingest refuses
+    events after its run date), and a few shared events."""
     own = [_event(rng, day, f"w{writer}u") for _ in range(rows)]
-    late = [_event(rng, rng.choice(days), f"w{writer}late") for _ in range(rows // 5)]
+    earlier = [d for d in days if d < day]
+    late = [_event(rng, rng.choice(earlier), f"w{writer}late") for _ in range(rows // 5)] if earlier else []
     return own + late + rng.sample(shared, 3)
 
 
@@ -65,11 +67,12 @@ def _run(cmd: list[str]) -> None:
 def run_audit(work: pathlib.Path, writers: int = 4, batches_per_writer: int = 2, kills: int = 2,
               rows: int = 40, seed: int = 7) -> dict:
     rng = random.Random(seed)
+    work.mkdir(parents=True, exist_ok=True)
     lakehouse = str(work / "lakehouse")
     items = work / "items.csv"
     items.write_text("sku,name\n" + "".join(f"i{k},Item {k}\n" for k in range(N_ITEMS)))
     days = [dt.date(2024, 3, 1) + dt.timedelta(days=d) for d in range(writers * batches_per_writer)]
-    shared = [_event(rng, rng.choice(days), "shared") for _ in range(10)]
+    shared = [_event(rng, days[0], "shared") for _ in range(10)]  # on the first day: any batch may carry them
     latest: dict[str, list[Event]] = {}  # each batch's last acknowledged delivery
     plans: dict[int, list[tuple[str, dt.date, list[pathlib.Path]]]] = {}
     for w in range(writers):
@@ -83,7 +86,7 @@ def run_audit(work: pathlib.Path, writers: int = 4, batches_per_writer: int = 2,
             else:  # a correction: the same batch id, some events withdrawn, some added
                 events = first.read_text().splitlines()[1:]
                 kept: list[Event] = [tuple(e.split(",")) for e in events[: len(events) // 2]]  # type: ignore[misc]
-                fixed = kept + [_event(rng, rng.choice(days), f"w{w}fix") for _ in range(5)]
+                fixed = kept + [_event(rng, rng.choice([d for d in days if d <= day]), f"w{w}fix") for _ in range(5)]
                 deliveries.append(_write(work / f"w{w}b{b}-fixed.csv", fixed))
             plans[w].append((f"w{w}-b{b}", day, deliveries))
 
@@ -112,7 +115,11 @@ def run_audit(work: pathlib.Path, writers: int = 4, batches_per_writer: int = 2,
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            _run(cmd)  # the rerun after a kill
+            try:
+                _run(cmd)  # the rerun after a kill
+            except RuntimeError as exc:
+                failures.append(str(exc))
+                continue
             landed_then_rerun += 1
             with lock:
                 latest[f"victim-{k}"] = _read_csv(path)
