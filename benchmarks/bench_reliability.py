@@ -216,6 +216,7 @@ def main() -> None:
     if args.late_events_only:
         previous = json.loads((RESULTS / "reliability.json").read_text()) if (RESULTS / "reliability.json").exists() else {}
         previous.pop("machine", None)
+        previous["writers_written"] = previous.get("writers_written") or previous.get("written")  # that part's date
         write_results("reliability", {**previous, "late_events": _late_events(work, args.late_writers)})
         return
     root = str(work / "lake with spaces")
@@ -250,7 +251,7 @@ def main() -> None:
     ok = all(result[k] == 0 for k in ("rows_lost", "duplicated_rows", "partial_writes", "unreadable_tables",
                                       "orphan_files_after_vacuum")) and _late_events_ok(result["late_events"])
     print("PASS: no row lost or duplicated, every table readable, no orphan" if ok else "FAIL")
-    write_results("reliability", result)
+    write_results("reliability", {**result, "writers_written": dt.date.today().isoformat()})
 
 
 def _late_events(work: pathlib.Path, writers: int) -> dict:

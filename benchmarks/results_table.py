@@ -30,6 +30,8 @@ class Figure:
     file: str
     what: str
     value: Callable[[dict[str, Any]], str]
+    # where a file merges parts run on different days: the key holding this part's date
+    written_key: str = "written"
 
 
 def _methods(dataset: str) -> Callable[[dict[str, Any]], str]:
@@ -60,7 +62,7 @@ FIGURES = (
     Figure("candidates.json", "fast beam search vs reference (same lists)",
            lambda d: f"{d['cpu']['speedup_vs_reference']:.1f}x, identical: {d['identical_to_reference']}"),
     Figure("reliability.json", "concurrent writers + kills: rows lost / duplicated",
-           lambda d: f"{d['rows_lost']} / {d['duplicated_rows']}"),
+           lambda d: f"{d['rows_lost']} / {d['duplicated_rows']}", written_key="writers_written"),
     Figure("reliability.json", "ingest batches with late events: rows lost / duplicated",
            lambda d: f"{d['late_events']['rows_lost']} / {d['late_events']['duplicated_rows']} "
                      f"({d['late_events']['batches']} batches, {d['late_events']['writers']} writers)"),
@@ -80,9 +82,9 @@ def _device(data: dict[str, Any]) -> str:
     return str(machine["gpu"]) if machine.get("gpu") else f"{machine.get('cpus', '?')}-core CPU"
 
 
-def _date(data: dict[str, Any], path: pathlib.Path) -> str:
-    """The date the benchmark wrote the file (`written`, set by benchmarks.common.write_results)."""
-    return str(data.get("written") or dt.date.fromtimestamp(path.stat().st_mtime).isoformat())
+def _date(data: dict[str, Any], path: pathlib.Path, key: str = "written") -> str:
+    """The date the benchmark wrote the figure (`written`, set by benchmarks.common.write_results)."""
+    return str(data.get(key) or data.get("written") or dt.date.fromtimestamp(path.stat().st_mtime).isoformat())
 
 
 def table() -> str:
@@ -96,7 +98,7 @@ def table() -> str:
             value = figure.value(data)
         except (KeyError, TypeError, ZeroDivisionError):
             continue
-        rows.append(f"| `{figure.file}` | {figure.what} | {value} | {_device(data)} | {_date(data, path)} |")
+        rows.append(f"| `{figure.file}` | {figure.what} | {value} | {_device(data)} | {_date(data, path, figure.written_key)} |")
     return "\n".join(rows)
 
 
