@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -230,7 +231,7 @@ class PartitionedFileWriter:
             if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_date(f.type)
             or pa.types.is_boolean(f.type) or (pa.types.is_list(f.type) and pa.types.is_string(f.type.value_type))
         ]
-        self._open: dict[tuple, tuple[pq.ParquetWriter, str, ColumnStats]] = {}
+        self._open: dict[tuple, tuple[pq.ParquetWriter, str, ColumnStats, Any]] = {}
         self._pending: dict[tuple, list[pa.Table]] = {}
         self._pending_rows: dict[tuple, int] = {}
         self._done: list[DataFile] = []
@@ -275,23 +276,25 @@ class PartitionedFileWriter:
             sink = self.fs.open_output_stream(f"{self.root_path}/{rel}")
             writer = pq.ParquetWriter(sink, self.data_schema, compression="snappy",
                                       use_dictionary=self.dictionary_columns)
-            state = (writer, rel, ColumnStats(self.data_schema))
+            state = (writer, rel, ColumnStats(self.data_schema), sink)
             self._open[key] = state
-        writer, rel, stats = state
+        writer, rel, stats, _ = state
         writer.write_table(data, row_group_size=self.row_group_rows)
         stats.update(data)
         if stats.rows >= self.max_rows_per_file:
             self._close(key)
 
     def _close(self, key: tuple) -> None:
-        writer, rel, stats = self._open.pop(key)
+        writer, rel, stats, sink = self._open.pop(key)
         writer.close()
+        size = sink.tell()  # the bytes written: an object store may not list a file it just took
+        sink.close()
         info = self.fs.get_file_info(f"{self.root_path}/{rel}")
-        mtime = info.mtime_ns // 1_000_000 if info.mtime_ns else 0
+        mtime = info.mtime_ns // 1_000_000 if info.mtime_ns else int(time.time() * 1000)
         self._done.append(
             DataFile(
                 path=rel,
-                size=info.size,
+                size=size,
                 partition_values=dict(zip(self.partition_by, key, strict=True)),
                 modification_time=mtime,
                 stats=stats.to_json(),
