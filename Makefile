@@ -64,6 +64,7 @@ bench: venv  ## every benchmark (about 3 hours on 2 cores); figures in benchmark
 	$(PY) -m benchmarks.bench_nightly --datasets ml-100k --seeds 0,1,2 --minutes 5
 	$(PY) -m benchmarks.bench_twin --tiger-run benchmarks/.work/ml-100k
 	$(PY) -m benchmarks.bench_pipeline
+	$(PY) -m benchmarks.bench_first_look
 	$(PY) -m benchmarks.bench_scale
 
 clean:
