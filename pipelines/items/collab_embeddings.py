@@ -50,7 +50,10 @@ def als_item_vectors(events: DataFrame, config: AlsConfig) -> DataFrame:
         implicitPrefs=True, userCol="user_index", itemCol="item_index", ratingCol="interactions",
         seed=config.seed, coldStartStrategy="drop",
     )
-    model = als.fit(indexer.transform(interactions))
+    # Cut the input's plan (the split's window over every event) before ALS iterates over it: each
+    # iteration's tasks carry that lineage, and on Beauty the task binaries grew until a deserialising
+    # executor overflowed its stack. localCheckpoint keeps the rows in the executors (no checkpoint dir).
+    model = als.fit(indexer.transform(interactions).localCheckpoint())
     to_item = IndexToString(inputCol="id", outputCol="item_id", labels=indexer.labelsArray[1])
     return to_item.transform(model.itemFactors).select(
         "item_id", F.col("features").cast("array<float>").alias("embedding")
