@@ -36,8 +36,9 @@ class Figure:
 
 def _methods(dataset: str) -> Callable[[dict[str, Any]], str]:
     def value(d: dict[str, Any]) -> str:
-        methods = d["datasets"][dataset]["methods"]
-        return ", ".join(f"{m} {r['ndcg@10']:.4f}" for m, r in methods.items())
+        run = d["datasets"][dataset]
+        scores = ", ".join(f"{m} {r['ndcg@10']:.4f}" for m, r in run["methods"].items())
+        return f"{scores} ({run['seeds']} seed(s) x {run['minutes_per_model']:g} min a model)"
     return value
 
 
