@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import pathlib
 import shutil
 import subprocess
 import sys
 import time
 
-from benchmarks.common import RESULTS, write_results
-from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT
+from benchmarks.common import RESULTS, airflow_env, write_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work" / "first_look"
@@ -37,21 +35,12 @@ QUESTIONS = {
 }
 
 
-def demo_env() -> dict[str, str]:
-    """What the Makefile's AIRFLOW_ENV sets, pointed at the scratch folder."""
-    return {**os.environ, "AIRFLOW_HOME": str(WORK / "airflow_home"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[*]"}',
-            ENV_LAKEHOUSE_ROOT: str(WORK / "lakehouse"), ENV_ARTIFACTS_ROOT: str(WORK / "artifacts"),
-            "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(ROOT),
-            "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
 def run_demo() -> tuple[float, str]:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "jobs.demo", "--date", "2026-01-01", "--path", str(WORK / "synthetic")],
-                          env=demo_env(), cwd=WORK, capture_output=True, text=True)
+                          env=airflow_env(WORK, "airflow_home"), cwd=WORK, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"the demo failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
@@ -65,7 +54,7 @@ def ask(engine: str) -> dict[str, float]:
     for name, query in QUESTIONS.items():
         started = time.perf_counter()
         done = subprocess.run([cli, "sql", query, "--lakehouse", str(WORK / "lakehouse"), "--engine", engine],
-                              env=demo_env(), capture_output=True, text=True)
+                              env=airflow_env(WORK, "airflow_home"), capture_output=True, text=True)
         seconds[name] = round(time.perf_counter() - started, 2)
         if done.returncode:
             raise SystemExit(f"{engine}: {name} failed: {done.stderr[-2000:]}")

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import pathlib
 import shutil
 import subprocess
 import sys
 
-from benchmarks.common import RESULTS, write_results
+from benchmarks.common import RESULTS, airflow_env, write_results
 from benchmarks.datasets import DATA_DIR
-from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT
 from pipelines.presets import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -65,12 +63,7 @@ def main() -> None:
     conf = {"format": "movielens", "path": str(DATA_DIR / "ml-100k"), **PRESETS[args.tiger_size].dag_conf(args.tiger_size),
             "tiger_epochs": args.tiger_epochs, "tiger_max_minutes": 30, "twin_epochs": 5,
             "rerank_depth": paper.rerank.depth, "final_k": paper.rerank.final_k, "rqvae_epochs": 300}
-    env = {**os.environ, "AIRFLOW_HOME": str(WORK / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[*]"}',
-           ENV_LAKEHOUSE_ROOT: str(WORK / "lakehouse"), ENV_ARTIFACTS_ROOT: str(WORK / "artifacts"),
-           "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(ROOT),
-           "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = airflow_env(WORK)
     done = subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "--child", json.dumps(conf)], env=env, cwd=WORK,
                           capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import pathlib
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -50,3 +52,17 @@ def write_results(name: str, payload: dict) -> pathlib.Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def airflow_env(work: pathlib.Path, airflow_home: str = "airflow") -> dict[str, str]:
+    """The Makefile's AIRFLOW_ENV for a scratch folder: this repo's DAGs, SQLite under `work`, Spark
+    local[*], the lakehouse and artifacts in `work`, this interpreter for spark-submit and the workers."""
+    from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    return {**os.environ, "AIRFLOW_HOME": str(work / airflow_home), "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[*]"}',
+            ENV_LAKEHOUSE_ROOT: str(work / "lakehouse"), ENV_ARTIFACTS_ROOT: str(work / "artifacts"),
+            "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(root),
+            "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

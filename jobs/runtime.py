@@ -15,6 +15,7 @@ from pipelines.lakehouse.catalog import Catalog
 from pipelines.lakehouse.config import (
     ENV_ARTIFACTS_ROOT,
     ENV_LAKEHOUSE_ROOT,
+    ENV_SPARK_LOG_DIR,
     ENV_SPARK_MASTER,
     LakehouseConfig,
     SparkConfig,
@@ -82,7 +83,7 @@ def jvm_log_path(app_name: str) -> str:
     """Where a job's JVM writes (env TIGERTWIN_SPARK_LOG_DIR, default the temp dir), one file per run."""
     import tempfile
 
-    folder = os.environ.get("TIGERTWIN_SPARK_LOG_DIR") or os.path.join(tempfile.gettempdir(), "tigertwin-spark")
+    folder = os.environ.get(ENV_SPARK_LOG_DIR) or os.path.join(tempfile.gettempdir(), "tigertwin-spark")
     return os.path.join(folder, f"{app_name}-{dt.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}.log")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 ENV_LAKEHOUSE_ROOT = "TIGERTWIN_LAKEHOUSE_ROOT"
 ENV_SPARK_MASTER = "TIGERTWIN_SPARK_MASTER"
 ENV_ARTIFACTS_ROOT = "TIGERTWIN_ARTIFACTS_ROOT"
+ENV_SPARK_LOG_DIR = "TIGERTWIN_SPARK_LOG_DIR"  # where the jobs' JVM output goes (default: the temp dir)
 
 
 @dataclass(frozen=True)
