@@ -16,6 +16,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT, LakehouseConfig
@@ -96,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     conf = {"format": "synthetic", "path": str(pathlib.Path(args.path).resolve()), **DEMO_CONF,
             **json.loads(args.conf)}
     for dag_id in DAG_ORDER:
-        state = run_dag(dag_id, args.date, conf)
-        print(f"{dag_id}: {state}")
+        durations: dict[str, float] = {}
+        started = time.perf_counter()
+        state = run_dag(dag_id, args.date, conf, durations)
+        tasks = ", ".join(f"{task} {seconds:.0f} s" for task, seconds in
+                          sorted(durations.items(), key=lambda kv: -kv[1]))
+        print(f"{dag_id}: {state} in {time.perf_counter() - started:.0f} s ({tasks})", flush=True)
         if state != "success":
             return 1
     show(os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root), args.date, "plots")

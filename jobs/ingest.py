@@ -21,6 +21,7 @@ import os
 import sys
 
 from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
+from pipelines.ingest.batches import already_delivered, input_fingerprint
 from pipelines.ingest.formats import FORMATS, files_in_dataset_folder
 from pipelines.ingest.pipeline import TABULAR_FORMATS, IngestConfig, run_ingest
 
@@ -88,8 +89,14 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     config = config_from(args)
     catalog = catalog_from(args)
+    fingerprint = input_fingerprint(repr(config), [*config.events_paths, *config.items_paths])
+    delivered = already_delivered(catalog, config.batch, fingerprint)
+    if delivered is not None:  # before Spark starts: a second DAG's ingest of tonight's batch costs a second
+        print(f"batch {config.batch}: silver.events version {delivered} already holds these exact files; "
+              "nothing to do")
+        return 0
     spark = spark_from(args, "tigertwin-ingest")
-    report = run_ingest(spark, catalog, config)
+    report = run_ingest(spark, catalog, config, fingerprint)
     for key, value in report.counts.items():
         print(f"{key:>28}: {value:,}")
     for table, version in report.versions.items():

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pipelines.errors import IngestError
 from pipelines.ingest.batches import (
+    INPUT_FINGERPRINT,
     BatchWrite,
     check_batch_id,
     default_batch_id,
@@ -386,12 +387,14 @@ def quarantine_and_gate(
 
 def write_silver(
     spark: SparkSession, catalog: Catalog, config: IngestConfig, items: DataFrame, items_read_version: int | None,
-    events: DataFrame, counts: dict[str, int],
+    events: DataFrame, counts: dict[str, int], fingerprint: str | None = None,
 ) -> tuple[dict[str, int | None], bool]:
     """Items first, then this batch's events, then its redeliveries, one atomic commit each. A kill between
     two leaves every table at a committed version; rerunning the batch repairs them (each step is idempotent).
     Returns the tables' versions and whether silver.events already held exactly this delivery."""
     meta = {"run_id": config.run_id, "ingest_batch": config.batch}
+    if fingerprint is not None:
+        meta[INPUT_FINGERPRINT] = fingerprint
     versions: dict[str, int | None] = {}
     events_version, redeliveries_version = versions_of_event_tables(catalog)
     versions[SILVER_ITEMS.name] = write_table(
@@ -451,9 +454,11 @@ def _replace_events(
     }
 
 
-def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> IngestReport:
+def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig,
+               fingerprint: str | None = None) -> IngestReport:
     """Stage, merge, quarantine and gate, write silver; a concurrent writer's commit sends the
-    merge back to a fresh read of silver (bounded), never over the other writer's rows."""
+    merge back to a fresh read of silver (bounded), never over the other writer's rows. `fingerprint`
+    (`batches.input_fingerprint`) is stamped on every commit, so an identical rerun can skip Spark."""
     staged = stage_inputs(spark, config)
 
     def attempt() -> IngestReport:
@@ -462,7 +467,8 @@ def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig) -> I
         events, unknown = split_events(good_rows(staged.events), items, config, counts)
         events = events.localCheckpoint()
         by_reason = quarantine_and_gate(spark, catalog, config, staged, unknown, counts)
-        versions, unchanged = write_silver(spark, catalog, config, items, items_read_version, events, counts)
+        versions, unchanged = write_silver(spark, catalog, config, items, items_read_version, events, counts,
+                                          fingerprint)
         counts["items_written"] = items.count()
         # the batch's own rows: its delivery less the events another batch already holds
         counts["events_written"] = events.count() - counts.get("events_duplicate_across_batches", 0)

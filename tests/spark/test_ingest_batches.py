@@ -175,3 +175,39 @@ def test_silver_events_is_the_union_of_each_batchs_latest_delivery(spark, tmp_pa
         latest[batch] = rows
     expected = sorted({(u, i, t) for rows in latest.values() for u, i, t in (POOL[k] for k in rows)})
     assert sorted(r[:3] for r in _events(spark, catalog)) == expected
+
+
+def test_an_identical_rerun_skips_spark_and_a_changed_file_does_not(spark, catalog, tmp_path, monkeypatch, capsys):
+    """The second DAG's ingest of tonight's batch: same files, same settings -> done before Spark starts."""
+    from jobs import ingest as job
+    from pipelines.ingest.batches import already_delivered, input_fingerprint
+
+    day1 = _clicks(tmp_path / "day1.csv", _day("2024-03-01", 20))
+    argv = ["--format", "tabular", "--dataset", "clicks", "--run-date", "2024-03-01", "--events", str(day1),
+            "--items", str(_items(tmp_path)), "--events-mapping", '{"user_id": "uid", "item_id": "sku", "ts": "at"}',
+            "--items-mapping", '{"item_id": "sku", "title": "name"}', "--lakehouse", catalog.config.root]
+    config = job.config_from(job.build_parser().parse_args(argv))
+    fingerprint = input_fingerprint(repr(config), [*config.events_paths, *config.items_paths])
+    assert already_delivered(catalog, config.batch, fingerprint) is None  # nothing written yet
+    run_ingest(spark, catalog, config, fingerprint)
+    version = table_version(catalog.location("silver.events"))
+    assert already_delivered(catalog, config.batch, fingerprint) == version
+    assert already_delivered(catalog, config.batch, "another fingerprint") is None
+
+    class SparkStarted(Exception):
+        pass
+
+    def no_spark(*_args, **_kw):
+        raise SparkStarted
+
+    monkeypatch.setattr(job, "spark_from", no_spark)
+    assert job.main(argv) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    # one changed byte, or another batch written since, and the rerun is a real one
+    day1.write_text(day1.read_text().replace("u1,", "u9,", 1))
+    with pytest.raises(SparkStarted):
+        job.main(argv)
+    _clicks(day1, _day("2024-03-01", 20))
+    _ingest(spark, catalog, _clicks(tmp_path / "day2.csv", _day("2024-03-02", 5)), dt.date(2024, 3, 2))
+    with pytest.raises(SparkStarted):
+        job.main(argv)
