@@ -58,8 +58,10 @@ FIGURES = (
            lambda d: f"{d['tiger']['recall@10']:.4f} / {d['tiger']['ndcg@10']:.4f}"),
     Figure("tiger_cuda.json", "Beauty TIGER test Recall@10 / NDCG@10 (paper size)",
            lambda d: f"{d['tiger']['recall@10']:.4f} / {d['tiger']['ndcg@10']:.4f}"),
-    Figure("twin.json", "TWIN-V2 clusters vs raw history: speedup, AUC difference",
-           lambda d: f"{d['speedup_vs_raw_history']:.1f}x, {d['auc_clusters_minus_raw']:+.4f}"),
+    Figure("twin.json", "TWIN-V2 clusters vs raw history: speedup, AUC difference (paired SE over ranker seeds)",
+           lambda d: f"{d['speedup_vs_raw_history']:.1f}x, {d['auc_clusters_minus_raw']:+.4f}"
+                     + (f" (SE {se:.4f}, {len(d['synthetic_1e4']['ranker_seeds'])} seeds)"
+                        if (se := d['synthetic_1e4'].get('auc_clusters_minus_raw_se')) is not None else "")),
     Figure("candidates.json", "fast beam search vs reference (same lists)",
            lambda d: f"{d['cpu']['speedup_vs_reference']:.1f}x, identical: {d['identical_to_reference']}"),
     Figure("reliability.json", "concurrent writers + kills: rows lost / duplicated",

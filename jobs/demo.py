@@ -90,19 +90,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--date", default="2026-01-01", help="logical date (default %(default)s)")
     parser.add_argument("--path", default="data/synthetic", help="synthetic data folder (made if missing)")
     parser.add_argument("--conf", default="{}", help="extra DAG params as JSON")
+    parser.add_argument("--timings", help="write each DAG's task seconds here as JSON")
     args = parser.parse_args(argv)
     if not pathlib.Path(args.path, "events.parquet").exists():
         subprocess.run([sys.executable, "-m", "jobs.synth", "--out", args.path], check=True)
     migrate()
     conf = {"format": "synthetic", "path": str(pathlib.Path(args.path).resolve()), **DEMO_CONF,
             **json.loads(args.conf)}
+    timings: dict[str, dict[str, float]] = {}
     for dag_id in DAG_ORDER:
-        durations: dict[str, float] = {}
+        durations = timings.setdefault(dag_id, {})
         started = time.perf_counter()
         state = run_dag(dag_id, args.date, conf, durations)
         tasks = ", ".join(f"{task} {seconds:.0f} s" for task, seconds in
                           sorted(durations.items(), key=lambda kv: -kv[1]))
         print(f"{dag_id}: {state} in {time.perf_counter() - started:.0f} s ({tasks})", flush=True)
+        if args.timings:
+            pathlib.Path(args.timings).write_text(json.dumps(timings, indent=1))
         if state != "success":
             return 1
     show(os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root), args.date, "plots")

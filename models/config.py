@@ -57,7 +57,7 @@ class TigerConfig:
     causal_encoder: bool = False
 
     @classmethod
-    def debug(cls, **overrides: int | float) -> TigerConfig:
+    def debug(cls, **overrides: int | float | bool) -> TigerConfig:
         """A model that trains in seconds on CPU: tests and the demo."""
         small = {"d_model": 64, "heads": 2, "head_dim": 32, "mlp_dim": 128,
                  "encoder_layers": 1, "decoder_layers": 1, "dropout": 0.0, "user_buckets": 64}
