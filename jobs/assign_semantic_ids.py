@@ -15,6 +15,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     setup_logging,
     spark_from,
@@ -23,9 +24,7 @@ from pipelines.items.assignment_job import AssignSemanticIdsConfig, run_assign_s
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin assign-semantic-ids")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("assign-semantic-ids", __doc__, parser)
     parser.add_argument("--rqvae-version", default=None, help="artifact version (default: the latest)")
     parser.add_argument("--collision-capacity", type=int, default=AssignSemanticIdsConfig.collision_capacity,
                         help="tokens of the 4th level (default %(default)s)")

@@ -12,7 +12,14 @@ import argparse
 import logging
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
+from jobs.runtime import (
+    add_common_args,
+    catalog_from,
+    job_parser,
+    run_job,
+    setup_logging,
+    spark_from,
+)
 from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
 from pipelines.behavior.config import HOLDOUTS, ClusteringConfig
 from pipelines.plots import plot_cluster_sizes
@@ -21,9 +28,7 @@ log = logging.getLogger("jobs.cluster_behaviors")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin cluster-behaviors")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("cluster-behaviors", __doc__, parser)
     d = ClusteringConfig()
     parser.add_argument("--gamma", type=int, default=d.gamma, help="largest cluster in events (default %(default)s)")
     parser.add_argument("--groups", type=int, default=d.n_groups, help="completion-ratio buckets (default %(default)s)")

@@ -13,7 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
+from jobs.runtime import (
+    add_common_args,
+    catalog_from,
+    job_parser,
+    run_job,
+    setup_logging,
+    spark_from,
+)
 from pipelines.items.collab_embeddings import AlsConfig
 from pipelines.items.config import SOURCES
 from pipelines.items.embedding_job import EmbedItemsConfig, run_embed_items
@@ -21,9 +28,7 @@ from pipelines.items.text_embeddings import TextEmbeddingConfig
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin embed-items")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("embed-items", __doc__, parser)
     d = TextEmbeddingConfig()
     parser.add_argument("--model", default=d.model, help="sentence-transformers name or path (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)

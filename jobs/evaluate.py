@@ -19,6 +19,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
@@ -30,9 +31,7 @@ log = logging.getLogger("jobs.evaluate")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin evaluate")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("evaluate", __doc__, parser)
     parser.add_argument("--role", choices=["test", "valid"], default="test",
                         help="valid scores the users the models were selected on: optimistic")
     parser.add_argument("--retrievers", nargs="+", default=list(EvaluateConfig.retrievers))

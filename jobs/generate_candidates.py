@@ -26,6 +26,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
@@ -35,9 +36,7 @@ from pipelines.candidates import CandidatesConfig, run_generate_candidates
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin generate-candidates")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("generate-candidates", __doc__, parser)
     parser.add_argument("--top-k", type=int, default=CandidatesConfig.top_k,
                         help="candidates per retriever and user; with the ranker, the depth its fusion was chosen "
                              "at (train-twin --rerank-depth; default %(default)s)")

@@ -20,7 +20,14 @@ import logging
 import os
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
+from jobs.runtime import (
+    add_common_args,
+    catalog_from,
+    job_parser,
+    run_job,
+    setup_logging,
+    spark_from,
+)
 from pipelines.ingest.batches import already_delivered, input_fingerprint
 from pipelines.ingest.formats import FORMATS, files_in_dataset_folder
 from pipelines.ingest.pipeline import TABULAR_FORMATS, IngestConfig, run_ingest
@@ -29,9 +36,7 @@ log = logging.getLogger("jobs.ingest")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin ingest")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("ingest", __doc__, parser)
     parser.add_argument("--format", required=True, choices=sorted([*FORMATS, *TABULAR_FORMATS]))
     parser.add_argument("--path", help="dataset folder in its published layout (movielens, sequences, synthetic)")
     parser.add_argument("--events", nargs="*", default=[], help="event files (reviews, ratings, rows)")

@@ -20,6 +20,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
@@ -30,9 +31,7 @@ log = logging.getLogger("jobs.model_registry")
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin models")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("models", __doc__, parser)
     parser.add_argument("action", choices=["list", "show", "gate", "promote", "rollback"])
     parser.add_argument("model", nargs="?", help="tiger, sasrec, popularity, twin, rqvae")
     parser.add_argument("version", nargs="?", help="show/promote: the version (show: default the served one)")

@@ -15,14 +15,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, add_tables_arg, catalog_from, run_job, setup_logging
+from jobs.runtime import (
+    add_common_args,
+    add_tables_arg,
+    catalog_from,
+    job_parser,
+    run_job,
+    setup_logging,
+)
 from pipelines.lakehouse.delta.compaction import TARGET_FILE_BYTES, compact_table
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin optimize")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("optimize", __doc__, parser)
     add_tables_arg(parser, "compact")
     parser.add_argument("--target-file-mb", type=float, default=TARGET_FILE_BYTES / 2**20,
                         help="size the rewritten files grow to (default %(default)s MB)")

@@ -22,6 +22,15 @@ from pipelines.lakehouse.config import (
 )
 
 
+def job_parser(command: str, doc: str | None,
+               parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """`tigertwin <command>`'s parser (or the CLI's subparser when given), its help the job's docstring."""
+    parser = parser or argparse.ArgumentParser(prog=f"tigertwin {command}")
+    parser.description = doc
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return parser
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, run_date: bool = True, spark: bool = True,
                     torch: bool = False) -> None:
     """The flags every job shares; `torch`: the job runs torch in this process (adds --threads)."""

@@ -20,14 +20,19 @@ import argparse
 import datetime as dt
 import sys
 
-from jobs.runtime import add_common_args, catalog_from, run_job, setup_logging, spark_from
+from jobs.runtime import (
+    add_common_args,
+    catalog_from,
+    job_parser,
+    run_job,
+    setup_logging,
+    spark_from,
+)
 from pipelines.lakehouse.sql import check_spark_query, read_only_sql, register_views, views_named_in
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin sql")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("sql", __doc__, parser)
     parser.add_argument("query", help="a read-only SQL query over the catalog's views")
     parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
                         help="duckdb: in this process (default); spark: Spark SQL, for queries too large for one")

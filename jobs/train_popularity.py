@@ -10,16 +10,21 @@ import argparse
 import json
 import sys
 
-from jobs.runtime import add_common_args, artifacts_from, catalog_from, run_job, setup_logging
+from jobs.runtime import (
+    add_common_args,
+    artifacts_from,
+    catalog_from,
+    job_parser,
+    run_job,
+    setup_logging,
+)
 from pipelines.retrieval.inputs import load_retrieval_inputs
 from pipelines.retrieval.popularity import fit_popularity
 from pipelines.retrieval.retriever import FitContext
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin train-popularity")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("train-popularity", __doc__, parser)
     parser.add_argument("--version", default=None, help="artifact version (default <date>-s<ids>-e<events>)")
     add_common_args(parser, spark=False)
     return parser

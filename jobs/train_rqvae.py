@@ -17,6 +17,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
@@ -26,9 +27,7 @@ from pipelines.items.rqvae_job import TrainRQVAEJobConfig, run_train_rqvae
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin train-rqvae")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("train-rqvae", __doc__, parser)
     m, t = RQVAEConfig(), RQVAETrainConfig()
     parser.add_argument("--levels", type=int, default=m.levels)
     parser.add_argument("--codebook-size", type=int, default=m.codebook_size)

@@ -18,6 +18,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
@@ -29,9 +30,7 @@ from pipelines.retrieval.sasrec import fit_sasrec
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin train-sasrec")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("train-sasrec", __doc__, parser)
     d = SASRecConfig()
     parser.add_argument("--max-minutes", type=float, default=d.max_minutes,
                         help="wall-clock budget per dropout candidate (default %(default)s)")

@@ -18,6 +18,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
@@ -27,9 +28,7 @@ from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin train-tiger")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("train-tiger", __doc__, parser)
     parser.add_argument("--size", choices=list(PRESETS), default="paper",
                         help="model and schedule preset (pipelines/presets.py); the flags below override its "
                              "schedule (default %(default)s)")

@@ -24,6 +24,7 @@ from jobs.runtime import (
     add_common_args,
     artifacts_from,
     catalog_from,
+    job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
@@ -35,9 +36,7 @@ from pipelines.ranking.training import TrainTwinJobConfig, run_train_twin
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin train-twin")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("train-twin", __doc__, parser)
     m, t = TwinConfig(), TwinTrainConfig()
     parser.add_argument("--heads", type=int, default=m.heads)
     parser.add_argument("--top-k-clusters", type=int, default=m.top_k_clusters)

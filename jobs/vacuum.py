@@ -15,15 +15,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.runtime import add_common_args, add_tables_arg, catalog_from, run_job, setup_logging
+from jobs.runtime import (
+    add_common_args,
+    add_tables_arg,
+    catalog_from,
+    job_parser,
+    run_job,
+    setup_logging,
+)
 from pipelines.lakehouse.config import VACUUM_RETENTION_HOURS
 from pipelines.lakehouse.delta.maintenance import vacuum_table
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="tigertwin vacuum")
-    parser.description = __doc__
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser = job_parser("vacuum", __doc__, parser)
     add_tables_arg(parser, "vacuum")
     parser.add_argument("--retention-hours", type=float, default=VACUUM_RETENTION_HOURS,
                         help="keep unreferenced files younger than this (default %(default)s = 7 days)")
