@@ -47,7 +47,7 @@ class TigerState:
     step: int = 0
     best_valid: float = -1.0  # the selection metric (models/selection.py) of the best epoch
     best_epoch: int = 0
-    planned_epochs: int | None = None  # set after the first epoch when a time budget shortens the run
+    planned_epochs: int | None = None  # with a time budget: the epochs that fit, re-planned after each
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -338,15 +338,19 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
 
 
 def _plan_to_budget(run: _Run, train: TigerTrainConfig, elapsed: float, epoch_seconds: float) -> None:
-    """After the first epoch of a budgeted run: decay the learning rate to 0 by the last epoch that fits,
-    not by train.epochs (a budget run would otherwise stop near the peak rate and lose the annealing)."""
-    if train.max_minutes is None or run.state.planned_epochs is not None:
+    """After every epoch of a budgeted run: decay the learning rate to 0 by the last epoch that fits, not by
+    train.epochs (a budget run would otherwise stop near the peak rate and lose the annealing). Re-planned
+    from the latest epoch's speed each time: the first epoch is the slowest (warm-up of the allocator and
+    the kernels), and a plan fixed after it stopped a 12-minute run after 7 minutes with the rate at 0."""
+    if train.max_minutes is None:
         return
-    run.state.planned_epochs = epochs_within_budget(60 * train.max_minutes, elapsed, epoch_seconds,
-                                                    run.state.epoch, train.epochs)
-    run.schedule.total_steps = run.state.planned_epochs * run.steps_per_epoch
-    log.info("a %.0f-minute budget fits %d epochs: the learning rate decays to 0 by then",
-             train.max_minutes, run.state.planned_epochs)
+    planned = epochs_within_budget(60 * train.max_minutes, elapsed, epoch_seconds, run.state.epoch, train.epochs)
+    if planned == run.state.planned_epochs:
+        return
+    before, run.state.planned_epochs = run.state.planned_epochs, planned
+    run.schedule.total_steps = planned * run.steps_per_epoch
+    log.info("a %.0f-minute budget fits %d epochs%s: the learning rate decays to 0 by then", train.max_minutes,
+             planned, "" if before is None else f" (planned {before} before epoch {run.state.epoch}'s speed)")
 
 
 def train_tiger(

@@ -115,6 +115,23 @@ def test_budget_plan_counts_the_epochs_that_fit():
     assert epochs_within_budget(600, 800, 760, done=1, planned=50) == 1  # already over: stop here
 
 
+def test_the_budget_plan_follows_the_latest_epochs_speed():
+    """The first epoch is the slowest: a plan fixed after it would anneal and stop early."""
+    from types import SimpleNamespace
+
+    from models.tiger_training import TigerState, WarmupCosine, _plan_to_budget
+
+    run = SimpleNamespace(state=TigerState(epoch=1), schedule=WarmupCosine(10, 5000), steps_per_epoch=100)
+    train = TigerTrainConfig(epochs=50, max_minutes=10)
+    _plan_to_budget(run, train, elapsed=100, epoch_seconds=100)  # 500 s left at 100 s an epoch
+    assert run.state.planned_epochs == 6 and run.schedule.total_steps == 600
+    run.state.epoch = 2
+    _plan_to_budget(run, train, elapsed=150, epoch_seconds=50)  # faster now: 450 s left at 50 s an epoch
+    assert run.state.planned_epochs == 11 and run.schedule.total_steps == 1100
+    _plan_to_budget(run, TigerTrainConfig(epochs=50), elapsed=150, epoch_seconds=50)  # no budget: no plan
+    assert run.state.planned_epochs == 11
+
+
 def test_a_spent_budget_anneals_and_stops_and_a_resume_keeps_the_plan(tmp_path):
     codes = catalog(n=20)
     data = _toy_sequences()
