@@ -112,12 +112,19 @@ def run_dataset(spark, name: str, args) -> dict | None:
     from pipelines.behavior.clustering_job import BehaviorClusterConfig, run_cluster_behaviors
 
     root = WORK / "nightly" / name
-    shutil.rmtree(root, ignore_errors=True)
     catalog = Catalog(LakehouseConfig(root=str(root / "lakehouse")))
     store = ArtifactStore(root=str(root / "artifacts"))
-    if build_semantic_ids(spark, catalog, store, name, args) is None:
-        return None
-    run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test"))
+    if args.reuse_ids and (root / "lakehouse" / "gold" / "user_clusters").exists() and (root / "artifacts" / "rqvae").exists():
+        # the last run's tables and RQ-VAE; every trained model goes, so no seed resumes a checkpoint
+        for trained in (root / "artifacts").iterdir():
+            if trained.name != "rqvae":
+                shutil.rmtree(trained)
+        print(f"{name}: reusing {root}'s tables, semantic IDs and clusters")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        if build_semantic_ids(spark, catalog, store, name, args) is None:
+            return None
+        run_cluster_behaviors(spark, catalog, BehaviorClusterConfig(run_date=RUN, holdout="valid_test"))
     runs = [one_seed(catalog, store, args, seed) for seed in args.seeds]
     out = {**summarise(runs), "minutes_per_model": args.minutes}
     print(f"{name}: " + json.dumps({m: r["ndcg@10"] for m, r in out["methods"].items()}) + " "
@@ -132,6 +139,9 @@ def main() -> None:
     parser.set_defaults(minutes=5.0, size="cpu-bench")
     parser.add_argument("--depth", type=int, default=RerankConfig.depth, help="candidates per retriever")
     parser.add_argument("--twin-epochs", type=int, default=TwinTrainConfig.epochs)
+    parser.add_argument("--reuse-ids", action="store_true",
+                        help="keep the last run's lakehouse (events, semantic IDs, clusters) and RQ-VAE; retrain "
+                             "every model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "matplotlib", "faiss"):
