@@ -51,7 +51,7 @@ PRESETS: dict[str, RunPreset] = {
     # `make demo`: every DAG end to end in under 5 minutes on 2 cores. The causal encoder trains a window's
     # targets in one pass: 6 epochs in 42 s reach the validation NDCG@10 3 prefix epochs reached in 132 s.
     "demo": RunPreset(tiger=TigerConfig.debug(causal_encoder=True), tiger_train=TigerTrainConfig(epochs=6, max_minutes=10),
-                      rqvae_epochs=100, twin_epochs=3, rerank=RerankConfig(depth=20, final_k=10),
+                      rqvae_epochs=100, twin_epochs=2, rerank=RerankConfig(depth=20, final_k=10),
                       sasrec_max_epochs=5, sasrec_max_minutes=2),
     # The DAG tests: the smallest run that still exercises every task.
     "test": RunPreset(tiger=TigerConfig.debug(), tiger_train=TigerTrainConfig(epochs=1, max_minutes=5),
