@@ -28,9 +28,14 @@ from jobs.runtime import (
     setup_logging,
     spark_from,
 )
-from pipelines.ingest.batches import already_delivered, input_fingerprint
 from pipelines.ingest.formats import FORMATS, files_in_dataset_folder
-from pipelines.ingest.pipeline import TABULAR_FORMATS, IngestConfig, run_ingest
+from pipelines.ingest.pipeline import (
+    TABULAR_FORMATS,
+    IngestConfig,
+    already_ingested,
+    ingest_fingerprint,
+    run_ingest,
+)
 
 log = logging.getLogger("jobs.ingest")
 
@@ -94,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     config = config_from(args)
     catalog = catalog_from(args)
-    fingerprint = input_fingerprint(repr(config), [*config.events_paths, *config.items_paths])
-    delivered = already_delivered(catalog, config.batch, fingerprint)
+    fingerprint = ingest_fingerprint(config)
+    delivered = already_ingested(catalog, config, fingerprint)
     if delivered is not None:  # before Spark starts: a second DAG's ingest of tonight's batch costs a second
         print(f"batch {config.batch}: silver.events version {delivered} already holds these exact files; "
               "nothing to do")

@@ -64,28 +64,6 @@ def input_fingerprint(settings: str, paths: Sequence[str], chunk: int = 1 << 20)
     return digest.hexdigest()
 
 
-def already_delivered(catalog: Catalog, batch_id: str, fingerprint: str | None) -> int | None:
-    """silver.events' version when the newest commit of every table ingest writes is this batch's, made
-    from this very fingerprint: a rerun would read exactly what it wrote and commit nothing, so the
-    caller may skip Spark altogether. None otherwise (delta-rs reads only the newest commit's info)."""
-    from pipelines.lakehouse.catalog import SILVER_ITEMS
-    from pipelines.lakehouse.delta.commit import open_table
-
-    if fingerprint is None:
-        return None
-    version = None
-    for spec in (SILVER_ITEMS, SILVER_EVENTS, SILVER_EVENT_REDELIVERIES):
-        table = open_table(catalog.location(spec.name), catalog.storage_options or None)
-        if table is None:
-            return None
-        newest = table.history(1)[0]
-        if newest.get("ingest_batch") != batch_id or newest.get(INPUT_FINGERPRINT) != fingerprint:
-            return None
-        if spec is SILVER_EVENTS:
-            version = table.version()
-    return version
-
-
 def check_batch_id(batch_id: str) -> str:
     if not _BATCH_ID.match(batch_id):
         raise IngestError(f"batch id {batch_id!r} may only hold letters, digits and . _ + - (at most 200)")

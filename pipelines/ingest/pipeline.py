@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pipelines.errors import IngestError
+from pipelines.errors import IngestError, MissingTableError
 from pipelines.ingest.batches import (
     INPUT_FINGERPRINT,
     BatchWrite,
     check_batch_id,
     default_batch_id,
+    input_fingerprint,
     plan_batch,
     versions_of_event_tables,
 )
@@ -33,6 +34,7 @@ from pipelines.ingest.reader import (
 )
 from pipelines.ingest.records import TimeRange
 from pipelines.lakehouse.catalog import (
+    OPS_METRICS,
     SILVER_EVENT_REDELIVERIES,
     SILVER_EVENTS,
     SILVER_ITEMS,
@@ -41,7 +43,7 @@ from pipelines.lakehouse.catalog import (
 from pipelines.lakehouse.config import logical_time
 from pipelines.lakehouse.delta import retry_on_conflict, table_version
 from pipelines.lakehouse.ops import has_metrics, write_metrics, write_quarantine
-from pipelines.lakehouse.table_io import read_table, write_table
+from pipelines.lakehouse.table_io import read_table, read_table_arrow, write_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -452,6 +454,38 @@ def _replace_events(
         SILVER_EVENT_REDELIVERIES.name: write_table(spark, catalog, SILVER_EVENT_REDELIVERIES.name, empty,
                                                     mode="overwrite", allow_empty=True, custom_metadata=meta),
     }
+
+
+def ingest_fingerprint(config: IngestConfig) -> str | None:
+    """What an ingest run's commits are computed from: its settings and its input files' bytes."""
+    return input_fingerprint(repr(config), [*config.events_paths, *config.items_paths])
+
+
+def already_ingested(catalog: Catalog, config: IngestConfig, fingerprint: str | None) -> int | None:
+    """silver.events' version when the newest commit of every silver table ingest writes is this batch's,
+    made from this very fingerprint, and ops.metrics holds the run's metrics (a run killed before them is
+    not done): a rerun would read exactly what it wrote and commit nothing, so the caller may skip Spark.
+    None otherwise. delta-rs only."""
+    from pipelines.lakehouse.delta.commit import open_table
+
+    if fingerprint is None:
+        return None
+    version = None
+    for spec in (SILVER_ITEMS, SILVER_EVENTS, SILVER_EVENT_REDELIVERIES):
+        table = open_table(catalog.location(spec.name), catalog.storage_options or None)
+        if table is None:
+            return None
+        newest = table.history(1)[0]
+        if newest.get("ingest_batch") != config.batch or newest.get(INPUT_FINGERPRINT) != fingerprint:
+            return None
+        if spec is SILVER_EVENTS:
+            version = table.version()
+    try:
+        metrics, _ = read_table_arrow(catalog, OPS_METRICS.name, columns=["job", "run_id"])
+    except MissingTableError:
+        return None
+    runs = set(zip(metrics.column("job").to_pylist(), metrics.column("run_id").to_pylist(), strict=True))
+    return version if ("ingest", config.run_id) in runs else None
 
 
 def run_ingest(spark: SparkSession, catalog: Catalog, config: IngestConfig,

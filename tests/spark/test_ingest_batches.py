@@ -11,7 +11,7 @@ from pipelines.ingest.pipeline import IngestConfig, run_ingest
 from pipelines.lakehouse.catalog import Catalog
 from pipelines.lakehouse.config import LakehouseConfig
 from pipelines.lakehouse.delta import table_version
-from pipelines.lakehouse.table_io import read_table
+from pipelines.lakehouse.table_io import read_table, write_table
 from tests.conftest import job_command, job_env
 
 MAPPING = (("user_id", "uid"), ("item_id", "sku"), ("ts", "at"))
@@ -180,19 +180,26 @@ def test_silver_events_is_the_union_of_each_batchs_latest_delivery(spark, tmp_pa
 def test_an_identical_rerun_skips_spark_and_a_changed_file_does_not(spark, catalog, tmp_path, monkeypatch, capsys):
     """The second DAG's ingest of tonight's batch: same files, same settings -> done before Spark starts."""
     from jobs import ingest as job
-    from pipelines.ingest.batches import already_delivered, input_fingerprint
+    from pipelines.ingest.pipeline import already_ingested, ingest_fingerprint
 
     day1 = _clicks(tmp_path / "day1.csv", _day("2024-03-01", 20))
     argv = ["--format", "tabular", "--dataset", "clicks", "--run-date", "2024-03-01", "--events", str(day1),
             "--items", str(_items(tmp_path)), "--events-mapping", '{"user_id": "uid", "item_id": "sku", "ts": "at"}',
             "--items-mapping", '{"item_id": "sku", "title": "name"}', "--lakehouse", catalog.config.root]
     config = job.config_from(job.build_parser().parse_args(argv))
-    fingerprint = input_fingerprint(repr(config), [*config.events_paths, *config.items_paths])
-    assert already_delivered(catalog, config.batch, fingerprint) is None  # nothing written yet
+    fingerprint = ingest_fingerprint(config)
+    assert already_ingested(catalog, config, fingerprint) is None  # nothing written yet
     run_ingest(spark, catalog, config, fingerprint)
     version = table_version(catalog.location("silver.events"))
-    assert already_delivered(catalog, config.batch, fingerprint) == version
-    assert already_delivered(catalog, config.batch, "another fingerprint") is None
+    assert already_ingested(catalog, config, fingerprint) == version
+    assert already_ingested(catalog, config, "another fingerprint") is None
+    # a run killed after silver's commits but before its metrics is not done: the rerun takes the full path
+    metrics = read_table(spark, catalog, "ops.metrics").localCheckpoint()
+    write_table(spark, catalog, "ops.metrics", metrics.filter(f"run_id != '{config.run_id}'"), mode="overwrite",
+                allow_empty=True)
+    assert already_ingested(catalog, config, fingerprint) is None
+    write_table(spark, catalog, "ops.metrics", metrics, mode="overwrite")
+    assert already_ingested(catalog, config, fingerprint) == version
 
     class SparkStarted(Exception):
         pass
