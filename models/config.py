@@ -55,6 +55,13 @@ class TigerConfig:
     # attends to earlier ones only, so one pass over a window of W items trains all W next-item targets
     # (`Tiger.forward_windows`); serving reads the history the same way either way.
     causal_encoder: bool = False
+    # LIGER's dense head (Yang et al., 2024): each history token also reads a projection of its item's content
+    # vector (gold.item_embeddings), and the encoder's last state is trained against every item's
+    # representation (content projection + mean code embedding) with a softmax over the catalog. Serving
+    # re-scores the beam's items and the items no training event reached (cold start) by it.
+    dense_head: bool = False
+    item_vector_dim: int = 0  # set from gold.item_embeddings when the dense head is on
+    dense_temperature: float = 0.07  # of the cosine between the sequence and each item
 
     @classmethod
     def debug(cls, **overrides: int | float | bool) -> TigerConfig:
@@ -88,6 +95,10 @@ class TigerTrainConfig:
     # it pays for short runs (a warm-started night with a budget of an epoch or two), not for full ones.
     ema_decay: float | None = None
     max_minutes: float | None = None  # a wall-clock budget: stop after the epoch that passes it
+    dense_loss_weight: float = 1.0  # the dense head's next-item loss beside the semantic-ID loss
+    # The serving score of the dense head is dense logit + w * the beam's log-probability; w is chosen on
+    # validation from these after training (0: the dense head alone orders the beam's items).
+    beam_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
     device: str | None = None  # None: cuda when present, else cpu
 
 

@@ -19,6 +19,13 @@ class Examples:
     def take(self, rows: np.ndarray) -> Examples:
         return Examples(self.users[rows], self.histories[rows], self.targets[rows])
 
+    def items_never_seen(self, n_items: int) -> np.ndarray:
+        """Item rows 0..n_items-1 that no history and no target holds (cold items, for a training set)."""
+        seen = np.zeros(n_items + 1, dtype=bool)  # the last slot takes the -1 padding
+        seen[self.histories.ravel()] = True
+        seen[self.targets] = True
+        return np.flatnonzero(~seen[:n_items])
+
 
 @dataclass(frozen=True)
 class Windows:

@@ -119,9 +119,36 @@ class Tiger(nn.Module):
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(d), nn.LayerNorm(d)
         self.head = nn.Linear(d, config.levels * config.codebook_size)
         self.drop = nn.Dropout(config.dropout)
+        if config.dense_head:
+            if config.item_vector_dim <= 0:
+                raise ValueError("TigerConfig(dense_head=True) needs item_vector_dim, the item vectors' width")
+            self.item_projection = nn.Linear(config.item_vector_dim, d)  # content -> each token, and the items
+            self.dense_query = nn.Linear(d, d)  # the encoder's last state -> the sequence's dense query
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens [B, S] -> memory [B, S, d] and the mask of real (non-PAD) positions."""
+    def history_content(self, item_vectors: torch.Tensor, histories: torch.Tensor) -> torch.Tensor:
+        """Dense head: item_vectors [N, D], histories [B, H] (-1 = padding) -> [B, 1 + H*L, d], each item's
+        projected content vector on its L code tokens (zeros on the user token and on padding); the same
+        histories `encoder_tokens` read, so the two line up."""
+        real = histories >= 0
+        vectors = F.normalize(item_vectors[histories.clamp(min=0)], dim=-1)  # [B, H, D]
+        projected = self.item_projection(vectors) * real[..., None]  # [B, H, d]
+        return F.pad(projected.repeat_interleave(self.config.levels, dim=1), (0, 0, 1, 0))
+
+    def item_representations(self, item_vectors: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
+        """Dense head: [N, D] vectors and [N, L] codes -> [N, d] unit rows: the content projection plus the
+        mean embedding of the item's code tokens. An item no event reached still has both (cold start)."""
+        levels = torch.arange(self.config.levels, device=item_codes.device)
+        codes = self.embed(code_token(self.config, levels, item_codes)).mean(1)  # [N, d]
+        return F.normalize(self.item_projection(F.normalize(item_vectors, dim=-1)) + codes, dim=-1)
+
+    def dense_logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Encoder states [..., d] and unit item rows [N, d] -> [..., N] cosines over the temperature."""
+        queries = F.normalize(self.dense_query(states), dim=-1)
+        return queries @ items.T / self.config.dense_temperature
+
+    def encode(self, tokens: torch.Tensor, content: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens [B, S] -> memory [B, S, d] and the mask of real (non-PAD) positions; `content` [B, S, d]
+        (dense head, `history_content`) is added to the token embeddings."""
         keep = tokens != PAD
         mask = keep[:, None, None, :]
         if self.config.causal_encoder:
@@ -132,7 +159,8 @@ class Tiger(nn.Module):
         else:
             # counted from the end: the most recent item has the same positions whatever the history length
             positions = torch.arange(tokens.shape[1] - 1, -1, -1, device=tokens.device)
-        x = self.drop(self.embed(tokens) + self.encoder_positions(positions))
+        x = self.embed(tokens) + self.encoder_positions(positions)
+        x = self.drop(x if content is None else x + content)
         for layer in self.encoder:
             x = layer(x, mask)
         return self.encoder_norm(x), keep
@@ -147,7 +175,8 @@ class Tiger(nn.Module):
         logits = self.head(self.decoder_norm(x)).view(*tokens.shape, self.config.levels, self.config.codebook_size)
         return logits[:, positions, positions]  # [B, T, K]: each position's own level
 
-    def forward_windows(self, encoder_tokens: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+    def forward_windows(self, encoder_tokens: torch.Tensor, target_codes: torch.Tensor,
+                        content: torch.Tensor | None = None) -> torch.Tensor:
         """Causal encoder only, teacher forcing on every target of a window at once: encoder_tokens
         [B, 1 + W*L] hold W items; target_codes [B, W, L] the item after each of them -> logits [B, W, L, K].
         Target w reads the memory of the user and items 0..w only, so its logits equal those of `forward`
@@ -155,7 +184,11 @@ class Tiger(nn.Module):
         if not self.config.causal_encoder:
             raise ValueError("forward_windows needs TigerConfig(causal_encoder=True): a bidirectional encoder "
                              "lets earlier targets see later items")
-        memory, keep = self.encode(encoder_tokens)
+        memory, keep = self.encode(encoder_tokens, content)
+        return self.decode_windows(memory, keep, target_codes)
+
+    def decode_windows(self, memory: torch.Tensor, keep: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+        """`forward_windows` after the encoder: memory [B, 1 + W*L, d] -> logits [B, W, L, K]."""
         b, w, levels = target_codes.shape
         device = target_codes.device
         tokens = self.decoder_input(target_codes.reshape(b * w, levels)[:, :-1]).view(b, w * levels)
@@ -172,9 +205,10 @@ class Tiger(nn.Module):
         own = torch.arange(levels, device=device)
         return logits[:, :, own, own]  # [B, W, L, K]
 
-    def forward(self, encoder_tokens: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+    def forward(self, encoder_tokens: torch.Tensor, target_codes: torch.Tensor,
+                content: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing: target codes [B, levels] -> logits [B, levels, K]."""
-        memory, keep = self.encode(encoder_tokens)
+        memory, keep = self.encode(encoder_tokens, content)
         return self.decode(memory, keep, self.decoder_input(target_codes[:, :-1]))
 
     def decoder_input(self, codes: torch.Tensor) -> torch.Tensor:
@@ -205,15 +239,27 @@ def encoder_tokens(
     With `trim_padding`, leading columns that are padding for the whole batch are cut (less work on short
     histories, at the price of a host sync and a shape per batch; GPU training keeps shapes fixed instead).
     """
+    if trim_padding:
+        histories = trim_leading_padding(histories)
     real = histories >= 0
-    if trim_padding and real.any():
-        first = int(real.any(0).nonzero()[0])
-        histories, real = histories[:, first:], real[:, first:]
     codes = item_codes[histories.clamp(min=0)]  # [B, H, L]
     levels = torch.arange(config.levels, device=codes.device)
     tokens = torch.where(real[..., None], code_token(config, levels, codes), torch.full_like(codes, PAD))
     user = FIRST_CODE_TOKEN + config.levels * config.codebook_size + users
     return torch.cat([user[:, None], tokens.flatten(1)], dim=1)
+
+
+def trim_leading_padding(histories: torch.Tensor) -> torch.Tensor:
+    """histories [B, H] without the leading columns that are padding (-1) in every row (a host sync)."""
+    real = (histories >= 0).any(0)
+    return histories[:, int(real.nonzero()[0]):] if real.any() else histories
+
+
+def sequence_states(memory: torch.Tensor, levels: int, windows: bool) -> torch.Tensor:
+    """The encoder states the dense head reads: the last code of the last item [B, d] (histories are
+    right-aligned), or with `windows` the last code of each item w of a window, [B, W, d] (item w's state
+    sees items 0..w only with a causal encoder)."""
+    return memory[:, levels::levels] if windows else memory[:, -1]
 
 
 def count_parameters(model: nn.Module) -> int:

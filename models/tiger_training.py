@@ -16,6 +16,7 @@ import math
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -31,7 +32,7 @@ from models.examples import Examples, length_bucketed_batches, windows_of_prefix
 from models.metrics import per_user_gains, standard_error
 from models.seen import Seen
 from models.selection import selection_score, selection_split
-from models.tiger import Tiger, encoder_tokens, user_buckets
+from models.tiger import Tiger, encoder_tokens, sequence_states, trim_leading_padding, user_buckets
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class TigerState:
     best_valid: float = -1.0  # the selection metric (models/selection.py) of the best epoch
     best_epoch: int = 0
     planned_epochs: int | None = None  # with a time budget: the epochs that fit, re-planned after each
+    beam_weight: float | None = None  # dense head: the serving weight of the beam's score, chosen on validation
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -99,14 +101,43 @@ def _save(path: pathlib.Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class DenseInputs:
+    """What the dense head reads at serving: every item's content vector (gold.item_embeddings rows, [N, D])
+    and the item rows no training event reached (cold items, which the beam rarely finds and the dense
+    head scores from content)."""
+
+    item_vectors: np.ndarray
+    cold_items: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.item_vectors.ndim != 2:
+            raise ValueError(f"item_vectors must be [items, dim], got shape {self.item_vectors.shape}")
+
+
 def recommend(
     model: Tiger, item_codes: torch.Tensor, trie: SemanticIdTrie, sequences: Examples, top_k: int,
     beam_width: int, exclude_history: bool = True, batch_size: int | None = None, progress: bool = False,
-    exclude_items: list[np.ndarray] | None = None, fast: bool = True,
+    exclude_items: list[np.ndarray] | None = None, fast: bool = True, dense: DenseInputs | None = None,
+    beam_weight: float = 0.5,
 ) -> BeamResult:
     """Top-k items per example by constrained beam search, batched (None: as many users as memory holds).
     With `exclude_history`, the items of `exclude_items` (per example; default: the history the model
-    reads) are never returned. `fast=False` runs the reference search (same results, for checks)."""
+    reads) are never returned. `fast=False` runs the reference search (same results, for checks). With a
+    dense head and `dense`, the beam's items and the cold items are ordered by dense logit + `beam_weight`
+    x the beam's log-probability."""
+    return recommend_by_weight(model, item_codes, trie, sequences, top_k, beam_width, exclude_history, batch_size,
+                               progress, exclude_items, fast, dense, (beam_weight,))[beam_weight]
+
+
+def recommend_by_weight(
+    model: Tiger, item_codes: torch.Tensor, trie: SemanticIdTrie, sequences: Examples, top_k: int,
+    beam_width: int, exclude_history: bool = True, batch_size: int | None = None, progress: bool = False,
+    exclude_items: list[np.ndarray] | None = None, fast: bool = True, dense: DenseInputs | None = None,
+    beam_weights: Sequence[float] = (0.5,),
+) -> dict[float, BeamResult]:
+    """`recommend` for several beam weights from one beam search (validation chooses the weight); without a
+    dense head every weight gets the beam's own order."""
     from tqdm.auto import tqdm
 
     model.eval()
@@ -116,22 +147,63 @@ def recommend(
     batch_size = batch_size or batch_size_for(model, max(beam_width, top_k), device)
     buckets = torch.as_tensor(user_buckets(sequences.users, model.config.user_buckets), device=device)
     histories = torch.as_tensor(sequences.histories, device=device)
-    items, scores = [], []
+    use_dense = dense is not None and model.config.dense_head
+    vectors = cold = items = None
+    if use_dense:
+        assert dense is not None
+        vectors = torch.as_tensor(dense.item_vectors, dtype=torch.float32, device=device)
+        cold = torch.as_tensor(dense.cold_items, dtype=torch.long, device=device)
+        with torch.inference_mode():
+            items = model.item_representations(vectors, item_codes)  # [N, d], once per call
+    width = max(beam_width, top_k) if use_dense else top_k  # the dense head re-orders the whole beam
+    found: dict[float, tuple[list[torch.Tensor], list[torch.Tensor]]] = {w: ([], []) for w in beam_weights}
     for start in tqdm(range(0, len(histories), batch_size), desc="beam search", unit="batch",
                       disable=not progress, mininterval=2.0):
-        h = histories[start:start + batch_size]
-        tokens = encoder_tokens(model.config, item_codes, h, buckets[start:start + batch_size])
+        h = trim_leading_padding(histories[start:start + batch_size])
+        tokens = encoder_tokens(model.config, item_codes, h, buckets[start:start + batch_size], trim_padding=False)
         exclude = None
         if exclude_history:
             seen = h if exclude_items is None else exclude_items[start:start + batch_size]
             exclude = mask_of(seen, trie.items, device)
-        with _autocast(device):
-            result = search(model, tokens, trie, top_k, beam_width, exclude=exclude)
-        items.append(result.items.cpu())
-        scores.append(result.scores.float().cpu())
-    if not items:
-        return BeamResult(torch.zeros(0, top_k, dtype=torch.long), torch.zeros(0, top_k))
-    return BeamResult(torch.cat(items), torch.cat(scores))
+        with _autocast(device), torch.inference_mode():
+            content = model.history_content(vectors, h) if vectors is not None else None
+            result = search(model, tokens, trie, width, beam_width, exclude=exclude, content=content)
+            states = sequence_states(model.encode(tokens, content)[0], model.config.levels, False) if use_dense else None
+        for weight, (batch_items, batch_scores) in found.items():
+            ranked = result if states is None or items is None else rescore_with_dense_head(
+                model, states, items, result, cold, exclude, top_k, weight)
+            batch_items.append(ranked.items[:, :top_k].cpu())
+            batch_scores.append(ranked.scores[:, :top_k].float().cpu())
+    if not len(histories):
+        empty = BeamResult(torch.zeros(0, top_k, dtype=torch.long), torch.zeros(0, top_k))
+        return {w: empty for w in beam_weights}
+    return {w: BeamResult(torch.cat(i), torch.cat(s)) for w, (i, s) in found.items()}
+
+
+@torch.inference_mode()
+def rescore_with_dense_head(model: Tiger, states: torch.Tensor, items: torch.Tensor, beam: BeamResult,
+                            cold: torch.Tensor | None, exclude: torch.Tensor | None, top_k: int,
+                            beam_weight: float) -> BeamResult:
+    """The beam's items [B, W] plus the cold items [C] (not excluded, not already in the beam), ordered by
+    dense logit + beam_weight x beam log-probability; a cold item the beam did not reach counts the user's
+    lowest beam score. All on the device, no host sync. Returns [B, top_k] (-1 / -inf where none)."""
+    candidates, beam_scores = beam.items, beam.scores.float()  # [B, W]
+    missing = torch.tensor(float("-inf"), device=states.device)
+    beam_scores = torch.where(candidates >= 0, beam_scores, missing)
+    if cold is not None and len(cold):
+        cold_rows = cold[None].expand(len(candidates), -1)  # [B, C]
+        blocked = (cold_rows[:, :, None] == candidates[:, None, :]).any(-1)
+        if exclude is not None:
+            blocked |= exclude.gather(1, cold_rows)
+        floor = torch.where(beam_scores.isfinite(), beam_scores, torch.zeros_like(beam_scores)).amin(1, keepdim=True)
+        candidates = torch.cat([candidates, torch.where(blocked, -1, cold_rows)], dim=1)
+        beam_scores = torch.cat([beam_scores, floor.expand(-1, len(cold))], dim=1)
+    dense = (F.normalize(model.dense_query(states.float()), dim=-1)[:, None, :]
+             * items[candidates.clamp(min=0)]).sum(-1) / model.config.dense_temperature  # [B, W + C]
+    score = torch.where(candidates >= 0, dense + beam_weight * beam_scores, missing)
+    top = score.topk(min(top_k, score.shape[1]), dim=1)
+    chosen = candidates.gather(1, top.indices)
+    return BeamResult(torch.where(top.values.isfinite(), chosen, -1), top.values)
 
 
 class WeightAverage(Generic[ModelT]):
@@ -266,14 +338,26 @@ IGNORED = -100  # cross-entropy's ignore_index: window positions that are not tr
 
 
 def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
-                data: _TrainingData, rows: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean cross-entropy over the batch's target codes, number of targets) for the batch `rows`."""
+                data: _TrainingData, rows: torch.Tensor, device: torch.device,
+                vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean cross-entropy over the batch's target codes, number of targets) for the batch `rows`; with a
+    dense head and `vectors` [N, D], plus train.dense_loss_weight x the dense next-item cross-entropy."""
     trim = device.type != "cuda"  # a padding trim needs a host sync: GPU training keeps shapes fixed instead
+    dense = vectors is not None and config.dense_head
+
+    def content(histories: torch.Tensor) -> torch.Tensor | None:
+        return model.history_content(vectors, histories) if vectors is not None and dense else None
+
     if not config.causal_encoder:
-        tokens = encoder_tokens(config, codes, data.rows[rows], data.buckets[rows], trim_padding=trim)
-        target_codes = codes[data.targets[rows]]
+        histories = data.rows[rows]
+        if trim:
+            histories = trim_leading_padding(histories)
+        tokens = encoder_tokens(config, codes, histories, data.buckets[rows], trim_padding=False)
+        next_items = data.targets[rows]  # [B]
+        target_codes = codes[next_items]
         with _autocast(device):
-            logits = model(tokens, target_codes)
+            memory, keep = model.encode(tokens, content(histories))
+            logits = model.decode(memory, keep, model.decoder_input(target_codes[:, :-1]))
         count = torch.tensor(len(rows), device=device)
     else:
         items, trained = data.rows[rows], data.targets[rows]
@@ -283,12 +367,21 @@ def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, code
         tokens = encoder_tokens(config, codes, items[:, :-1], data.buckets[rows], trim_padding=False)
         target_codes = codes[items[:, 1:].clamp(min=0)]
         with _autocast(device):
-            logits = model.forward_windows(tokens, target_codes)
+            memory, keep = model.encode(tokens, content(items[:, :-1]))
+            logits = model.decode_windows(memory, keep, target_codes)
         # untrained positions are ignored rather than indexed away: a boolean index would sync with the GPU
         target_codes = target_codes.masked_fill(~trained[..., None], IGNORED)
+        next_items = items[:, 1:].masked_fill(~trained, IGNORED)  # [B, W]
         count = trained.sum()
     loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1),
                            ignore_index=IGNORED, label_smoothing=train.label_smoothing)
+    if dense:
+        assert vectors is not None
+        with _autocast(device):
+            states = sequence_states(memory, config.levels, config.causal_encoder)  # [B, d] or [B, W, d]
+            dense_logits = model.dense_logits(states, model.item_representations(vectors, codes))
+        loss = loss + train.dense_loss_weight * F.cross_entropy(
+            dense_logits.float().reshape(-1, dense_logits.shape[-1]), next_items.reshape(-1), ignore_index=IGNORED)
     return loss, count
 
 
@@ -297,7 +390,7 @@ PROGRESS_EVERY = 50  # steps between progress-bar updates (each one waits for th
 
 def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
                      data: _TrainingData, device: torch.device, epoch: int, progress: bool,
-                     deadline: float | None = None) -> tuple[float, int]:
+                     deadline: float | None = None, vectors: torch.Tensor | None = None) -> tuple[float, int]:
     """One pass over the training examples in the epoch's seeded order, cut short at `deadline`
     (perf_counter seconds); returns (mean loss, targets trained on).
 
@@ -316,7 +409,7 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
     bar = tqdm(device_batches, desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch", disable=not progress,
                mininterval=2.0)
     for step, rows in enumerate(bar):
-        loss, count = _batch_loss(run.model, config, train, codes, data, rows, device)
+        loss, count = _batch_loss(run.model, config, train, codes, data, rows, device, vectors)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
@@ -364,12 +457,17 @@ def train_tiger(
     progress: bool = True,
     initial_weights: pathlib.Path | None = None,
     valid_seen: Seen | None = None,
+    dense: DenseInputs | None = None,
 ) -> tuple[Tiger, TigerState]:
     """Train on every prefix in `train_examples`; after each epoch, the selection metric (NDCG@10,
     models/selection.py) on the selection users of `valid_examples` (all of them unless train.eval_users
     caps it), their `valid_seen` items excluded (None: their histories); the best epoch's weights go to
-    `directory/best.pt`; `train.patience` epochs without improvement end the run."""
+    `directory/best.pt`; `train.patience` epochs without improvement end the run. A dense head reads
+    `dense` (required then); each epoch is scored with its best beam weight (train.beam_weights), and the
+    best epoch's weight is `state.beam_weight`."""
     device = default_device(train.device)
+    vectors = _dense_vectors(config, dense, device)
+    weights = train.beam_weights if vectors is not None else (0.5,)
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
     on_device = _on_device(train_examples, config, train.batch_size, device)
     run = _start_run(config, train, device, math.ceil(len(on_device) / on_device.rows_per_batch), checkpoint,
@@ -387,11 +485,15 @@ def train_tiger(
         if state.planned_epochs is not None and epoch >= state.planned_epochs:
             break
         epoch_started = time.perf_counter()
-        loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline)
+        loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline,
+                                         vectors)
         train_seconds = time.perf_counter() - epoch_started
-        ranked = recommend(run.scored, codes, trie, valid, top_k=10, beam_width=train.beam_width,
-                           exclude_items=seen).items.numpy()
-        score, gains = selection_score(ranked, valid.targets)
+        by_weight = {w: selection_score(r.items.numpy(), valid.targets) + (r.items.numpy(),)
+                     for w, r in recommend_by_weight(run.scored, codes, trie, valid, top_k=10,
+                                                     beam_width=train.beam_width, exclude_items=seen, dense=dense,
+                                                     beam_weights=weights).items()}
+        weight = max(by_weight, key=lambda w: by_weight[w][0])
+        score, gains, ranked = by_weight[weight]
         hits, _ = per_user_gains(ranked, valid.targets, 10)
         recall = float(hits.mean()) if len(hits) else 0.0
         state.epoch = epoch + 1
@@ -402,8 +504,13 @@ def train_tiger(
                               "seconds": time.perf_counter() - epoch_started})
         log.info("epoch %d: loss %.4f, valid NDCG@10 %.4f +- %.4f, Recall@10 %.4f (%d users), %.0f examples/s",
                  state.epoch, loss, score, standard_error(gains), recall, len(hits), trained / train_seconds)
+        if vectors is not None:
+            state.history[-1]["beam_weight"] = weight
+            log.info("dense head: validation NDCG@10 by beam weight %s",
+                     {w: round(v[0], 4) for w, v in by_weight.items()})
         if score > state.best_valid:
             state.best_valid, state.best_epoch = score, state.epoch
+            state.beam_weight = weight if vectors is not None else None
             if directory is not None:
                 _save(directory / BEST_FILE, {"model": run.scored.state_dict()})
         _plan_to_budget(run, train, time.perf_counter() - started, time.perf_counter() - epoch_started)
@@ -420,17 +527,30 @@ def train_tiger(
     return run.scored, state
 
 
+def _dense_vectors(config: TigerConfig, dense: DenseInputs | None, device: torch.device) -> torch.Tensor | None:
+    """The item vectors a dense head trains on, on the device (None without a head)."""
+    if not config.dense_head:
+        return None
+    if dense is None:
+        raise ValueError("TigerConfig(dense_head=True) trains on item vectors: pass dense=DenseInputs(...)")
+    if dense.item_vectors.shape[1] != config.item_vector_dim:
+        raise ValueError(f"item vectors are {dense.item_vectors.shape[1]}-d, the config's dense head expects "
+                         f"{config.item_vector_dim}")
+    return torch.as_tensor(dense.item_vectors, dtype=torch.float32, device=device)
+
+
 def refit_tiger(item_codes: np.ndarray, examples: Examples, config: TigerConfig, train: TigerTrainConfig,
-                epochs: int, path: pathlib.Path, progress: bool = True) -> Tiger:
+                epochs: int, path: pathlib.Path, progress: bool = True, dense: DenseInputs | None = None) -> Tiger:
     """A fresh TIGER trained for `epochs` epochs (what validation chose) on `examples` with the same schedule
     shape and no validation, its final weights (or their average) saved to `path`: the served model."""
     device = default_device(train.device)
+    vectors = _dense_vectors(config, dense, device)
     on_device = _on_device(examples, config, train.batch_size, device)
     train = dataclasses.replace(train, epochs=max(epochs, 1), max_minutes=None)
     run = _start_run(config, train, device, math.ceil(len(on_device) / on_device.rows_per_batch), None, None)
     codes = torch.as_tensor(item_codes, device=device)
     for epoch in range(train.epochs):
-        loss, _ = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress)
+        loss, _ = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, None, vectors)
         log.info("TIGER refit epoch %d of %d: loss %.4f", epoch + 1, train.epochs, loss)
     _save(path, {"model": run.scored.state_dict()})
     return run.scored.eval()

@@ -190,7 +190,9 @@ def plan_serving(catalog: Catalog, store: ArtifactStore, config: CandidatesConfi
     for name in config.retrievers:
         retriever_spec(name)  # an unknown name fails here, naming the registered ones
         if name == "tiger":
-            retrievers[name], _ = resolve_tiger(store, pinned.get(name), rqvae_versions[0])
+            retrievers[name], card = resolve_tiger(store, pinned.get(name), rqvae_versions[0])
+            if card["config"]["model"].get("dense_head"):  # it scores items by their content vectors
+                versions[GOLD_ITEM_EMBEDDINGS.name] = _version(catalog, GOLD_ITEM_EMBEDDINGS.name)
         else:
             retrievers[name] = store.resolve(name, pinned.get(name))
     if config.fallback and FALLBACK not in retrievers:
@@ -231,7 +233,10 @@ def load_serving_models(plan: ServingPlan, device: str | None) -> ServingModels:
     ids, _ = read_table_arrow(catalog, GOLD_SEMANTIC_IDS.name, columns=["item_id", "codes", "semantic_id", "rqvae_version"],
                               version=plan.version_of(GOLD_SEMANTIC_IDS.name))
     index = ItemIndex.from_semantic_ids(ids.to_pandas())
-    inputs = ServingItems(index, plan.rqvae_version)
+    pinned = dict(plan.versions)
+    vectors = (item_vectors_by_row(catalog, index, pinned[GOLD_ITEM_EMBEDDINGS.name])
+               if GOLD_ITEM_EMBEDDINGS.name in pinned else None)
+    inputs = ServingItems(index, plan.rqvae_version, vectors)
     loaded = {name: retriever_spec(name).load(plan.store, version, inputs, device, True)  # refit weights
               for name, version in plan.retriever_versions}
     fallback = loaded.pop(FALLBACK, None)
@@ -240,7 +245,8 @@ def load_serving_models(plan: ServingPlan, device: str | None) -> ServingModels:
         rank_only = Fusion(names, (1.0,) * len(names), 0.0, plan.config.top_k)  # reciprocal-rank-style votes
         return ServingModels(index, NightlyModels(loaded, rank_only, fallback=fallback))
     ranker, _, fusion = load_ranker(plan.store, plan.ranker_version, plan.rqvae_version, device)
-    vectors = item_vectors_by_row(catalog, index, plan.version_of(GOLD_ITEM_EMBEDDINGS.name))
+    if vectors is None:
+        vectors = item_vectors_by_row(catalog, index, plan.version_of(GOLD_ITEM_EMBEDDINGS.name))
     return ServingModels(index, NightlyModels(loaded, fusion, ranker, vectors, item_tokens(index), fallback))
 
 

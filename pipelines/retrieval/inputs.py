@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow.compute as pc
@@ -28,6 +29,12 @@ class RetrievalInputs:
     sequences: SequenceData
     rqvae_version: str
     table_versions: dict[str, int]
+    catalog: Catalog | None = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def item_vectors(self) -> np.ndarray | None:
+        """gold.item_embeddings (latest) aligned to the index rows, read on first use (TIGER's dense head)."""
+        return None if self.catalog is None else item_vectors_by_row(self.catalog, self.index)
 
 
 def load_retrieval_inputs(catalog: Catalog, split: SplitConfig = SplitConfig()) -> RetrievalInputs:
@@ -45,7 +52,7 @@ def load_retrieval_inputs(catalog: Catalog, split: SplitConfig = SplitConfig()) 
     sequences = build_sequences(events.to_pandas(), index, split)
     log.info("%d items with semantic IDs (RQ-VAE %s); %s", len(index.item_ids), versions[0], sequences.stats)
     return RetrievalInputs(index, sequences, versions[0],
-                           {GOLD_SEMANTIC_IDS.name: ids_version, SILVER_EVENTS.name: events_version})
+                           {GOLD_SEMANTIC_IDS.name: ids_version, SILVER_EVENTS.name: events_version}, catalog)
 
 
 def item_vectors_by_row(catalog: Catalog, index: ItemIndex, version: int | None = None) -> np.ndarray:

@@ -62,11 +62,17 @@ class ItemCatalog(Protocol):
     @property
     def rqvae_version(self) -> str: ...
 
+    @property
+    def item_vectors(self) -> np.ndarray | None:
+        """gold.item_embeddings aligned to the index rows (None: not loaded; TIGER's dense head needs them)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ServingItems:
     index: ItemIndex
     rqvae_version: str
+    item_vectors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,15 @@ from typing import Any
 import numpy as np
 
 from models.config import TigerConfig, TigerTrainConfig
+from models.examples import Examples
 from pipelines.errors import UpstreamTableError
 from pipelines.lakehouse.artifacts import ArtifactStore
-from pipelines.lakehouse.catalog import GOLD_SEMANTIC_IDS, SILVER_EVENTS, Catalog
+from pipelines.lakehouse.catalog import (
+    GOLD_ITEM_EMBEDDINGS,
+    GOLD_SEMANTIC_IDS,
+    SILVER_EVENTS,
+    Catalog,
+)
 from pipelines.retrieval.inputs import RetrievalInputs, check_codebook, load_retrieval_inputs
 from pipelines.retrieval.retriever import FitContext
 from pipelines.retrieval.serving import MODEL
@@ -63,13 +69,17 @@ def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerC
 
 def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJobConfig,
                     inputs: RetrievalInputs | None = None, promote: bool = True) -> dict[str, object]:
-    from models.tiger_training import train_tiger
+    from models.tiger_training import BEST_FILE, train_tiger
 
     if inputs is None or inputs.sequences.train.histories.shape[1] != config.split.max_history:
         inputs = load_retrieval_inputs(catalog, config.split)
     model_config = dataclasses.replace(config.model, max_history=config.split.max_history)
     check_codebook(model_config, inputs.index)
     data = inputs.sequences
+    dense = None
+    if model_config.dense_head:
+        dense = dense_inputs(inputs, data.train)
+        model_config = dataclasses.replace(model_config, item_vector_dim=dense.item_vectors.shape[1])
     if len(data.train) == 0:
         raise UpstreamTableError(f"{SILVER_EVENTS.name} gives no training examples (users need 2+ training events)")
     version = config.version or (
@@ -81,25 +91,58 @@ def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJo
                              if config.warm_start else (None, None))
     started = time.perf_counter()
     model, state = train_tiger(inputs.index.codes, data.train, data.valid, model_config, config.train,
-                               directory=directory, initial_weights=initial_weights, valid_seen=data.seen("valid"))
+                               directory=directory, initial_weights=initial_weights, valid_seen=data.seen("valid"),
+                               dense=dense)
     card = _model_card(config, model_config, inputs, model, state, time.perf_counter() - started, warm)
+    if dense is not None:
+        card["dense"] = {"beam_weight": state.beam_weight, "cold_items": int(len(dense.cold_items)),
+                         "trained_items": {BEST_FILE: _write_trained_items(directory, BEST_FILE, inputs, data.train)}}
     if config.refit:
         card["serving_weights"] = SERVING_FILE
-        card["refit"] = _refit(catalog, config, model_config, inputs, state.best_epoch, directory)
+        card["refit"] = _refit(catalog, config, model_config, inputs, state.best_epoch, directory, card.get("dense"))
     store.write_card(MODEL, version, card, promote=promote)
     return {"version": version, "directory": str(directory), **card["metrics"]}
 
 
 def _refit(catalog: Catalog, config: TrainTigerJobConfig, model_config: TigerConfig, inputs: RetrievalInputs,
-           epochs: int, directory: pathlib.Path) -> dict[str, float]:
+           epochs: int, directory: pathlib.Path, dense_card: dict | None) -> dict[str, float]:
     from models.tiger_training import refit_tiger
     from pipelines.retrieval.inputs import events_of
     from pipelines.retrieval.sequences import every_event_examples
 
     started = time.perf_counter()
     examples = every_event_examples(events_of(catalog, inputs), inputs.index, model_config.max_history)
-    refit_tiger(inputs.index.codes, examples, model_config, config.train, epochs, directory / SERVING_FILE)
+    dense = dense_inputs(inputs, examples) if dense_card is not None else None
+    refit_tiger(inputs.index.codes, examples, model_config, config.train, epochs, directory / SERVING_FILE,
+                dense=dense)
+    if dense_card is not None:
+        dense_card["trained_items"][SERVING_FILE] = _write_trained_items(directory, SERVING_FILE, inputs, examples)
     return {"epochs": float(max(epochs, 1)), "examples": float(len(examples)), "seconds": time.perf_counter() - started}
+
+
+def dense_inputs(inputs: RetrievalInputs, trained_on: Examples):
+    """The dense head's item vectors (gold.item_embeddings rows) and the items `trained_on` never holds."""
+    from models.tiger_training import DenseInputs
+
+    vectors = inputs.item_vectors
+    if vectors is None or not vectors.shape[1]:
+        raise UpstreamTableError(f"TIGER's dense head reads {GOLD_ITEM_EMBEDDINGS.name}, which is empty or "
+                                 "missing: run embed-items first")
+    return DenseInputs(vectors, trained_on.items_never_seen(len(inputs.index.item_ids)))
+
+
+def _write_trained_items(directory: pathlib.Path, weights: str, inputs: RetrievalInputs, examples: Examples) -> str:
+    """The item ids some training example of `weights` holds, beside them: at serving every other item with
+    an ID is a cold item, which the dense head scores from content."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    never = np.zeros(len(inputs.index.item_ids), dtype=bool)
+    never[examples.items_never_seen(len(never))] = True
+    name = f"{pathlib.Path(weights).stem}.trained_items.parquet"
+    pq.write_table(pa.table({"item_id": pa.array(inputs.index.item_ids[~never].tolist(), pa.string())}),
+                   directory / name)
+    return name
 
 
 def _stage_warm_start(store: ArtifactStore, rqvae_version: str, config: TigerConfig,

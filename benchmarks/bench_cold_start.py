@@ -1,0 +1,186 @@
+"""Cold start on real text: items that arrive after training, recommended from their content alone.
+
+    python -m benchmarks.bench_cold_start [--withheld-share 0.1] [--minutes 5] [--seed 0]
+
+On ml-100k (item text: title + genres), a seeded 10% of the items is withheld
+as if it arrived after training. The nightly flow runs in two deliveries, as it
+would in production:
+
+1. every other item and every event that does not touch a withheld item:
+   ingest -> embed-items -> train-rqvae -> assign-semantic-ids; the RQ-VAE
+   never sees a withheld item;
+2. the withheld items, and each user's last event when it is one of them
+   (those stay test targets; their other events never reach the lakehouse):
+   ingest -> embed-items (only the new items are encoded) ->
+   assign-semantic-ids (the trained RQ-VAE gives them IDs from content).
+
+Then TIGER, TIGER with the dense head, SASRec and popularity are trained on the
+split (no withheld item in any training or validation example) and every
+method, with the content kNN baseline (items nearest the user's history in text
+embedding), is scored on the test users; `cold` counts the users whose target
+is a withheld item, `warm` the others. Writes benchmarks/results/cold_start.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import pathlib
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.bench_tiger import RUN, WORK, add_tiger_args, tiger_configs
+from benchmarks.common import write_results
+from benchmarks.datasets import DATA_DIR
+from models.config import RQVAETrainConfig, SASRecConfig
+from pipelines.evaluation.evaluate import EvaluateConfig, evaluate_methods
+from pipelines.lakehouse.artifacts import ArtifactStore
+from pipelines.lakehouse.catalog import Catalog
+from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
+from pipelines.ranking.nightly import UNION_WIDTH
+from pipelines.retrieval.inputs import load_retrieval_inputs, sequences_at_width
+from pipelines.retrieval.popularity import fit_popularity
+from pipelines.retrieval.retriever import FitContext
+from pipelines.retrieval.sasrec import fit_sasrec
+from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
+
+ARRIVAL = RUN + dt.timedelta(days=1)  # the withheld items' delivery
+METHODS = {"tiger": ("tiger", "tiger"), "tiger_dense": ("tiger", "tiger-dense"), "sasrec": ("sasrec", None),
+           "popularity": ("popularity", None), "content_knn": ("knn", None)}
+
+
+def split_deliveries(events_path: pathlib.Path, items_path: pathlib.Path, out: pathlib.Path, share: float,
+                     seed: int) -> tuple[set[str], dict[str, pathlib.Path]]:
+    """The withheld item ids and the two deliveries' files (u.data / u.item lines, bytes kept as they are)."""
+    item_lines = items_path.read_bytes().splitlines(keepends=True)
+    item_ids = [line.split(b"|", 1)[0].decode() for line in item_lines]
+    rng = np.random.default_rng(seed)
+    withheld = set(rng.choice(item_ids, size=round(share * len(item_ids)), replace=False).tolist())
+    event_lines = events_path.read_bytes().splitlines(keepends=True)
+    events = pd.DataFrame([line.split(b"\t")[:4] for line in event_lines], columns=["user", "item", "rating", "ts"])
+    events = events.assign(user=events.user.str.decode("ascii"), item=events.item.str.decode("ascii"),
+                           ts=events.ts.astype(np.int64), line=np.arange(len(events)))
+    # each user's last event in the pipeline's order (time, then source line)
+    last = events.sort_values(["ts", "line"]).groupby("user").line.last()
+    is_withheld = events.item.isin(withheld).to_numpy()
+    is_last = np.zeros(len(events), dtype=bool)
+    is_last[last.to_numpy()] = True
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"events_1": out / "u1.data", "items_1": out / "u1.item",
+             "events_2": out / "u2.data", "items_2": out / "u2.item"}
+    files["events_1"].write_bytes(b"".join(line for line, w in zip(event_lines, is_withheld, strict=True) if not w))
+    files["events_2"].write_bytes(b"".join(
+        line for line, w, end in zip(event_lines, is_withheld, is_last, strict=True) if w and end))
+    files["items_1"].write_bytes(b"".join(line for line, i in zip(item_lines, item_ids, strict=True) if i not in withheld))
+    files["items_2"].write_bytes(b"".join(line for line, i in zip(item_lines, item_ids, strict=True) if i in withheld))
+    return withheld, files
+
+
+def build_lakehouse(spark, catalog: Catalog, store: ArtifactStore, files: dict[str, pathlib.Path],
+                    rqvae_epochs: int) -> dict[str, float]:
+    from pipelines.ingest.pipeline import IngestConfig, run_ingest
+    from pipelines.items.assignment_job import AssignSemanticIdsConfig, run_assign_semantic_ids
+    from pipelines.items.embedding_job import EmbedItemsConfig, run_embed_items
+    from pipelines.items.rqvae_job import TrainRQVAEJobConfig, run_train_rqvae
+
+    seconds = {}
+    started = time.perf_counter()
+    run_ingest(spark, catalog, IngestConfig(format="movielens", dataset="ml-100k", run_date=RUN,
+                                            events_paths=(str(files["events_1"]),), items_paths=(str(files["items_1"]),)))
+    run_embed_items(spark, catalog, EmbedItemsConfig(run_date=RUN, source="text"))
+    run_train_rqvae(catalog, store, TrainRQVAEJobConfig(
+        run_date=RUN, train=RQVAETrainConfig(epochs=rqvae_epochs, checkpoint_every=0)))
+    run_assign_semantic_ids(spark, catalog, store, AssignSemanticIdsConfig(run_date=RUN))
+    seconds["first_delivery"] = time.perf_counter() - started
+    started = time.perf_counter()
+    run_ingest(spark, catalog, IngestConfig(format="movielens", dataset="ml-100k", run_date=ARRIVAL,
+                                            events_paths=(str(files["events_2"]),), items_paths=(str(files["items_2"]),)))
+    run_embed_items(spark, catalog, EmbedItemsConfig(run_date=ARRIVAL, source="text"))
+    run_assign_semantic_ids(spark, catalog, store, AssignSemanticIdsConfig(run_date=ARRIVAL))
+    seconds["new_items_delivery"] = time.perf_counter() - started
+    return seconds
+
+
+def metrics_of(per_user: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
+    return {"recall@10": round(float(per_user["recall@10"][rows].mean()), 4) if len(rows) else 0.0,
+            "ndcg@10": round(float(per_user["ndcg@10"][rows].mean()), 4) if len(rows) else 0.0,
+            "users": int(len(rows))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_tiger_args(parser)
+    parser.set_defaults(size="cpu-bench", minutes=5.0)
+    parser.add_argument("--withheld-share", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0, help="which items are withheld, and every model's seed")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("py4j", "matplotlib", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pipelines.lakehouse.spark import build_spark_session
+
+    root = WORK / "cold_start"
+    shutil.rmtree(root, ignore_errors=True)
+    withheld, files = split_deliveries(DATA_DIR / "ml-100k/u.data", DATA_DIR / "ml-100k/u.item", root / "input",
+                                       args.withheld_share, args.seed)
+    catalog = Catalog(LakehouseConfig(root=str(root / "lakehouse")))
+    store = ArtifactStore(root=str(root / "artifacts"))
+    spark = build_spark_session(SparkConfig(app_name="bench-cold-start"))
+    seconds = build_lakehouse(spark, catalog, store, files, args.rqvae_epochs)
+    spark.stop()
+
+    inputs = load_retrieval_inputs(catalog)
+    withheld_rows = inputs.index.rows(np.array(sorted(withheld), dtype=object))
+    assert (withheld_rows >= 0).all(), "every withheld item got a semantic ID from its content"
+    for split in ("train", "valid"):  # no withheld item reaches training or selection
+        examples = getattr(inputs.sequences, split)
+        assert not np.isin(examples.histories, withheld_rows).any() and not np.isin(examples.targets, withheld_rows).any()
+    model, train = tiger_configs(args, args.seed)
+    for version, dense in (("tiger", False), ("tiger-dense", True)):
+        started = time.perf_counter()
+        run_train_tiger(catalog, store, TrainTigerJobConfig(
+            run_date=RUN, model=dataclasses.replace(model, dense_head=dense), train=train, version=version), inputs,
+            promote=False)
+        seconds[version] = time.perf_counter() - started
+    context = FitContext(catalog, store, inputs, RUN, minutes=args.minutes / len(SASRecConfig.dropout_grid),
+                         seed=args.seed, version="sasrec")
+    fit_popularity(dataclasses.replace(context, version="popularity"))
+    fit_sasrec(context, SASRecConfig(eval_users=args.eval_users))
+
+    test = sequences_at_width(catalog, inputs, UNION_WIDTH).test
+    cold = np.flatnonzero(np.isin(test.targets, withheld_rows))
+    warm = np.flatnonzero(~np.isin(test.targets, withheld_rows))
+    methods = {}
+    for name, (retriever, version) in METHODS.items():
+        versions = ((retriever, version or name),) if retriever != "knn" else ()
+        evaluation = evaluate_methods(catalog, store, EvaluateConfig(
+            run_date=RUN, retrievers=(retriever,) if retriever != "knn" else (), versions=versions,
+            knn=retriever == "knn", nightly=False), inputs)
+        per_user = evaluation.per_user[retriever]
+        methods[name] = {"cold": metrics_of(per_user, cold), "warm": metrics_of(per_user, warm)}
+        print(name, methods[name])
+    dense_card = store.read_card("tiger", "tiger-dense")
+    best_cold = max(("content_knn", "popularity"), key=lambda m: methods[m]["cold"]["ndcg@10"])
+    write_results("cold_start", {
+        "dataset": "ml-100k", "seed": args.seed, "withheld_share": args.withheld_share,
+        "withheld_items": len(withheld), "items": len(inputs.index.item_ids),
+        "cold_test_users": int(len(cold)), "warm_test_users": int(len(warm)),
+        "minutes_per_model": args.minutes,
+        "methods": methods,
+        "tiger_beats_content_knn_and_popularity_on_cold": {
+            m: bool(methods[m]["cold"]["ndcg@10"] > methods[best_cold]["cold"]["ndcg@10"]
+                    and methods[m]["cold"]["recall@10"] > max(methods[b]["cold"]["recall@10"]
+                                                               for b in ("content_knn", "popularity")))
+            for m in ("tiger", "tiger_dense")},
+        "tiger_dense_beam_weight": dense_card["dense"]["beam_weight"],
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    })
+
+
+if __name__ == "__main__":
+    main()
