@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pathlib
 import sys
 
 from jobs.runtime import (
@@ -25,7 +24,6 @@ from jobs.runtime import (
     set_torch_threads,
     setup_logging,
 )
-from pipelines.lakehouse.artifacts import CARD_FILE
 
 log = logging.getLogger("jobs.model_registry")
 
@@ -44,13 +42,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def _list(store, model: str | None) -> None:
-    root = pathlib.Path(store.root)
-    models = [model] if model else sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
-    for name in models:
+    for name in [model] if model else store.models():
         served = store.latest_version(name)
         print(f"{name}:")
         for version in store.versions(name):
-            card = json.loads((store.directory(name, version) / CARD_FILE).read_text())
+            card = store.read_card(name, version)
             metrics = {k: round(v, 4) for k, v in (card.get("metrics") or {}).items()
                        if isinstance(v, float) and ("valid" in k or "auc" in k)}
             mark = "*" if version == served else " "

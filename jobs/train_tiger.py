@@ -4,7 +4,9 @@ Builds every prefix of each user's training sequence (shared leave-one-out
 split, histories cut to the last 20 items), trains TIGER's encoder-decoder
 with AdamW and warm-up + cosine decay, scores validation NDCG@10 after each
 epoch (the selection rule SASRec follows too) and keeps the best weights. Resumes from the version's checkpoint;
-bf16 autocast on GPU. --size demo or test trains in seconds.
+bf16 autocast on GPU. --size demo or test trains in seconds. --dense-head on adds LIGER's dense head
+(gold.item_embeddings vectors in every token, a dense next-item loss, the beam's items and the cold items
+re-scored at serving).
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--causal-encoder", choices=["on", "off"], default=None,
                         help="on: each history item attends to earlier ones only, so one encoder pass trains every "
                              "next-item target of a 20-item window (default: the size's)")
+    parser.add_argument("--dense-head", choices=["on", "off"], default=None,
+                        help="on: also read each item's gold.item_embeddings vector and train a dense next-item "
+                             "head that re-scores the beam's items and the cold items (default: the size's)")
+    parser.add_argument("--dense-loss-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--warm-start", action="store_true", help="start from the latest TIGER on the same IDs")
@@ -65,10 +71,11 @@ def run(args: argparse.Namespace) -> int:
     preset = PRESETS[args.size]
     given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "warmup_steps", "max_minutes",
                                                     "eval_users", "seed", "device", "patience", "label_smoothing",
-                                                    "ema_decay")}
+                                                    "ema_decay", "dense_loss_weight")}
     train = dataclasses.replace(preset.tiger_train, **{k: v for k, v in given.items() if v is not None})
-    model = preset.tiger if args.causal_encoder is None else dataclasses.replace(
-        preset.tiger, causal_encoder=args.causal_encoder == "on")
+    switches = {name: getattr(args, name) == "on" for name in ("causal_encoder", "dense_head")
+                if getattr(args, name) is not None}
+    model = dataclasses.replace(preset.tiger, **switches)
     config = TrainTigerJobConfig(run_date=args.run_date, model=model, train=train, version=args.version,
                                  warm_start=args.warm_start, refit=args.refit)
     print(json.dumps(run_train_tiger(catalog_from(args), artifacts_from(args), config, promote=not args.candidate),

@@ -62,6 +62,10 @@ class TigerConfig:
     dense_head: bool = False
     item_vector_dim: int = 0  # set from gold.item_embeddings when the dense head is on
     dense_temperature: float = 0.07  # of the cosine between the sequence and each item
+    # A learned embedding per item (its id hashed into this many rows; 0: none) beside the content vector,
+    # in the tokens and the item representations: what content and codes alone cannot tell apart. Zero for
+    # cold items (no training event), which are scored from content and codes only.
+    dense_item_buckets: int = 0
 
     @classmethod
     def debug(cls, **overrides: int | float | bool) -> TigerConfig:
@@ -97,8 +101,9 @@ class TigerTrainConfig:
     max_minutes: float | None = None  # a wall-clock budget: stop after the epoch that passes it
     dense_loss_weight: float = 1.0  # the dense head's next-item loss beside the semantic-ID loss
     # The serving score of the dense head is dense logit + w * the beam's log-probability; w is chosen on
-    # validation from these after training (0: the dense head alone orders the beam's items).
-    beam_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+    # validation from these after training (0: the dense head alone orders the beam's items; 100: the beam's own
+    # order, with the dense head only adding the cold items).
+    beam_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 100.0)
     device: str | None = None  # None: cuda when present, else cpu
 
 

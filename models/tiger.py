@@ -44,6 +44,11 @@ def user_buckets(users: np.ndarray, buckets: int) -> np.ndarray:
     return np.array([user_bucket(str(u), buckets) for u in users], dtype=np.int64)
 
 
+def item_hashes(item_ids: np.ndarray) -> np.ndarray:
+    """Each item id's stable hash, [N] int64 (the dense head takes it modulo its bucket count)."""
+    return np.array([zlib.crc32(str(i).encode()) for i in item_ids], dtype=np.int64)
+
+
 def vocab_size(config: TigerConfig) -> int:
     return FIRST_CODE_TOKEN + config.levels * config.codebook_size + config.user_buckets
 
@@ -124,22 +129,35 @@ class Tiger(nn.Module):
                 raise ValueError("TigerConfig(dense_head=True) needs item_vector_dim, the item vectors' width")
             self.item_projection = nn.Linear(config.item_vector_dim, d)  # content -> each token, and the items
             self.dense_query = nn.Linear(d, d)  # the encoder's last state -> the sequence's dense query
+            if config.dense_item_buckets:
+                self.item_ids = nn.Embedding(config.dense_item_buckets, d)
+                nn.init.zeros_(self.item_ids.weight)  # an item starts from its content and codes alone
 
-    def history_content(self, item_vectors: torch.Tensor, histories: torch.Tensor) -> torch.Tensor:
-        """Dense head: item_vectors [N, D], histories [B, H] (-1 = padding) -> [B, 1 + H*L, d], each item's
-        projected content vector on its L code tokens (zeros on the user token and on padding); the same
+    def item_features(self, item_vectors: torch.Tensor, item_hashes: torch.Tensor | None = None,
+                      warm: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense head: [N, D] content vectors -> [N, d] item features: the projected (unit) content vector,
+        plus the item's hashed id embedding (`item_hashes` [N] int64) where `warm` [N] (items some training
+        event holds; None: all)."""
+        features = self.item_projection(F.normalize(item_vectors, dim=-1))
+        if self.config.dense_item_buckets and item_hashes is not None:
+            ids = self.item_ids(item_hashes % self.config.dense_item_buckets)
+            features = features + (ids if warm is None else ids * warm[:, None])
+        return features
+
+    def history_content(self, features: torch.Tensor, histories: torch.Tensor) -> torch.Tensor:
+        """Dense head: item features [N, d] (`item_features`), histories [B, H] (-1 = padding) -> [B, 1 + H*L, d],
+        each item's features on its L code tokens (zeros on the user token and on padding); the same
         histories `encoder_tokens` read, so the two line up."""
         real = histories >= 0
-        vectors = F.normalize(item_vectors[histories.clamp(min=0)], dim=-1)  # [B, H, D]
-        projected = self.item_projection(vectors) * real[..., None]  # [B, H, d]
-        return F.pad(projected.repeat_interleave(self.config.levels, dim=1), (0, 0, 1, 0))
+        per_item = features[histories.clamp(min=0)] * real[..., None]  # [B, H, d]
+        return F.pad(per_item.repeat_interleave(self.config.levels, dim=1), (0, 0, 1, 0))
 
-    def item_representations(self, item_vectors: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
-        """Dense head: [N, D] vectors and [N, L] codes -> [N, d] unit rows: the content projection plus the
-        mean embedding of the item's code tokens. An item no event reached still has both (cold start)."""
+    def item_representations(self, features: torch.Tensor, item_codes: torch.Tensor) -> torch.Tensor:
+        """Dense head: item features [N, d] and codes [N, L] -> [N, d] unit rows: the features plus the mean
+        embedding of the item's code tokens. An item no event reached still has both (cold start)."""
         levels = torch.arange(self.config.levels, device=item_codes.device)
         codes = self.embed(code_token(self.config, levels, item_codes)).mean(1)  # [N, d]
-        return F.normalize(self.item_projection(F.normalize(item_vectors, dim=-1)) + codes, dim=-1)
+        return F.normalize(features + codes, dim=-1)
 
     def dense_logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Encoder states [..., d] and unit item rows [N, d] -> [..., N] cosines over the temperature."""

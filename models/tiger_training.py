@@ -109,10 +109,41 @@ class DenseInputs:
 
     item_vectors: np.ndarray
     cold_items: np.ndarray
+    item_hashes: np.ndarray | None = None  # [N] stable hashes of the item ids (models.tiger.item_hashes)
 
     def __post_init__(self) -> None:
         if self.item_vectors.ndim != 2:
             raise ValueError(f"item_vectors must be [items, dim], got shape {self.item_vectors.shape}")
+
+
+@dataclass(frozen=True)
+class _DenseOnDevice:
+    """DenseInputs as tensors on the model's device."""
+
+    vectors: torch.Tensor  # [N, D]
+    hashes: torch.Tensor | None  # [N]
+    warm: torch.Tensor  # [N] bool: not cold
+    cold: torch.Tensor  # [C] item rows
+
+    def features(self, model: Tiger) -> torch.Tensor:
+        return model.item_features(self.vectors, self.hashes, self.warm)
+
+
+def _dense_on_device(config: TigerConfig, dense: DenseInputs | None, device: torch.device) -> _DenseOnDevice | None:
+    """The dense head's inputs on the device (None without a head); checked against the config."""
+    if not config.dense_head:
+        return None
+    if dense is None:
+        raise ValueError("TigerConfig(dense_head=True) trains on item vectors: pass dense=DenseInputs(...)")
+    if dense.item_vectors.shape[1] != config.item_vector_dim:
+        raise ValueError(f"item vectors are {dense.item_vectors.shape[1]}-d, the config's dense head expects "
+                         f"{config.item_vector_dim}")
+    n = len(dense.item_vectors)
+    cold = torch.as_tensor(dense.cold_items, dtype=torch.long, device=device)
+    warm = torch.ones(n, dtype=torch.bool, device=device)
+    warm[cold] = False
+    hashes = None if dense.item_hashes is None else torch.as_tensor(dense.item_hashes, dtype=torch.long, device=device)
+    return _DenseOnDevice(torch.as_tensor(dense.item_vectors, dtype=torch.float32, device=device), hashes, warm, cold)
 
 
 def recommend(
@@ -147,14 +178,13 @@ def recommend_by_weight(
     batch_size = batch_size or batch_size_for(model, max(beam_width, top_k), device)
     buckets = torch.as_tensor(user_buckets(sequences.users, model.config.user_buckets), device=device)
     histories = torch.as_tensor(sequences.histories, device=device)
-    use_dense = dense is not None and model.config.dense_head
-    vectors = cold = items = None
-    if use_dense:
-        assert dense is not None
-        vectors = torch.as_tensor(dense.item_vectors, dtype=torch.float32, device=device)
-        cold = torch.as_tensor(dense.cold_items, dtype=torch.long, device=device)
+    on_device = _dense_on_device(model.config, dense, device) if dense is not None else None
+    use_dense = on_device is not None
+    features = items = None
+    if on_device is not None:
         with torch.inference_mode():
-            items = model.item_representations(vectors, item_codes)  # [N, d], once per call
+            features = on_device.features(model)  # [N, d], once per call
+            items = model.item_representations(features, item_codes)
     width = max(beam_width, top_k) if use_dense else top_k  # the dense head re-orders the whole beam
     found: dict[float, tuple[list[torch.Tensor], list[torch.Tensor]]] = {w: ([], []) for w in beam_weights}
     for start in tqdm(range(0, len(histories), batch_size), desc="beam search", unit="batch",
@@ -166,12 +196,12 @@ def recommend_by_weight(
             seen = h if exclude_items is None else exclude_items[start:start + batch_size]
             exclude = mask_of(seen, trie.items, device)
         with _autocast(device), torch.inference_mode():
-            content = model.history_content(vectors, h) if vectors is not None else None
+            content = model.history_content(features, h) if features is not None else None
             result = search(model, tokens, trie, width, beam_width, exclude=exclude, content=content)
             states = sequence_states(model.encode(tokens, content)[0], model.config.levels, False) if use_dense else None
         for weight, (batch_items, batch_scores) in found.items():
-            ranked = result if states is None or items is None else rescore_with_dense_head(
-                model, states, items, result, cold, exclude, top_k, weight)
+            ranked = result if states is None or items is None or on_device is None else rescore_with_dense_head(
+                model, states, items, result, on_device.cold, exclude, top_k, weight)
             batch_items.append(ranked.items[:, :top_k].cpu())
             batch_scores.append(ranked.scores[:, :top_k].float().cpu())
     if not len(histories):
@@ -339,14 +369,14 @@ IGNORED = -100  # cross-entropy's ignore_index: window positions that are not tr
 
 def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
                 data: _TrainingData, rows: torch.Tensor, device: torch.device,
-                vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                dense: _DenseOnDevice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean cross-entropy over the batch's target codes, number of targets) for the batch `rows`; with a
-    dense head and `vectors` [N, D], plus train.dense_loss_weight x the dense next-item cross-entropy."""
+    dense head and `dense`, plus train.dense_loss_weight x the dense next-item cross-entropy."""
     trim = device.type != "cuda"  # a padding trim needs a host sync: GPU training keeps shapes fixed instead
-    dense = vectors is not None and config.dense_head
+    features = dense.features(model) if dense is not None else None  # [N, d]
 
     def content(histories: torch.Tensor) -> torch.Tensor | None:
-        return model.history_content(vectors, histories) if vectors is not None and dense else None
+        return model.history_content(features, histories) if features is not None else None
 
     if not config.causal_encoder:
         histories = data.rows[rows]
@@ -375,11 +405,10 @@ def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, code
         count = trained.sum()
     loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1),
                            ignore_index=IGNORED, label_smoothing=train.label_smoothing)
-    if dense:
-        assert vectors is not None
+    if features is not None:
         with _autocast(device):
             states = sequence_states(memory, config.levels, config.causal_encoder)  # [B, d] or [B, W, d]
-            dense_logits = model.dense_logits(states, model.item_representations(vectors, codes))
+            dense_logits = model.dense_logits(states, model.item_representations(features, codes))
         loss = loss + train.dense_loss_weight * F.cross_entropy(
             dense_logits.float().reshape(-1, dense_logits.shape[-1]), next_items.reshape(-1), ignore_index=IGNORED)
     return loss, count
@@ -390,7 +419,7 @@ PROGRESS_EVERY = 50  # steps between progress-bar updates (each one waits for th
 
 def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
                      data: _TrainingData, device: torch.device, epoch: int, progress: bool,
-                     deadline: float | None = None, vectors: torch.Tensor | None = None) -> tuple[float, int]:
+                     deadline: float | None = None, dense: _DenseOnDevice | None = None) -> tuple[float, int]:
     """One pass over the training examples in the epoch's seeded order, cut short at `deadline`
     (perf_counter seconds); returns (mean loss, targets trained on).
 
@@ -409,7 +438,7 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
     bar = tqdm(device_batches, desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch", disable=not progress,
                mininterval=2.0)
     for step, rows in enumerate(bar):
-        loss, count = _batch_loss(run.model, config, train, codes, data, rows, device, vectors)
+        loss, count = _batch_loss(run.model, config, train, codes, data, rows, device, dense)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
@@ -466,8 +495,8 @@ def train_tiger(
     `dense` (required then); each epoch is scored with its best beam weight (train.beam_weights), and the
     best epoch's weight is `state.beam_weight`."""
     device = default_device(train.device)
-    vectors = _dense_vectors(config, dense, device)
-    weights = train.beam_weights if vectors is not None else (0.5,)
+    dense_on_device = _dense_on_device(config, dense, device)
+    weights = train.beam_weights if dense_on_device is not None else (0.5,)
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
     on_device = _on_device(train_examples, config, train.batch_size, device)
     run = _start_run(config, train, device, math.ceil(len(on_device) / on_device.rows_per_batch), checkpoint,
@@ -486,7 +515,7 @@ def train_tiger(
             break
         epoch_started = time.perf_counter()
         loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline,
-                                         vectors)
+                                         dense_on_device)
         train_seconds = time.perf_counter() - epoch_started
         by_weight = {w: selection_score(r.items.numpy(), valid.targets) + (r.items.numpy(),)
                      for w, r in recommend_by_weight(run.scored, codes, trie, valid, top_k=10,
@@ -504,13 +533,13 @@ def train_tiger(
                               "seconds": time.perf_counter() - epoch_started})
         log.info("epoch %d: loss %.4f, valid NDCG@10 %.4f +- %.4f, Recall@10 %.4f (%d users), %.0f examples/s",
                  state.epoch, loss, score, standard_error(gains), recall, len(hits), trained / train_seconds)
-        if vectors is not None:
+        if dense_on_device is not None:
             state.history[-1]["beam_weight"] = weight
             log.info("dense head: validation NDCG@10 by beam weight %s",
                      {w: round(v[0], 4) for w, v in by_weight.items()})
         if score > state.best_valid:
             state.best_valid, state.best_epoch = score, state.epoch
-            state.beam_weight = weight if vectors is not None else None
+            state.beam_weight = weight if dense_on_device is not None else None
             if directory is not None:
                 _save(directory / BEST_FILE, {"model": run.scored.state_dict()})
         _plan_to_budget(run, train, time.perf_counter() - started, time.perf_counter() - epoch_started)
@@ -527,30 +556,19 @@ def train_tiger(
     return run.scored, state
 
 
-def _dense_vectors(config: TigerConfig, dense: DenseInputs | None, device: torch.device) -> torch.Tensor | None:
-    """The item vectors a dense head trains on, on the device (None without a head)."""
-    if not config.dense_head:
-        return None
-    if dense is None:
-        raise ValueError("TigerConfig(dense_head=True) trains on item vectors: pass dense=DenseInputs(...)")
-    if dense.item_vectors.shape[1] != config.item_vector_dim:
-        raise ValueError(f"item vectors are {dense.item_vectors.shape[1]}-d, the config's dense head expects "
-                         f"{config.item_vector_dim}")
-    return torch.as_tensor(dense.item_vectors, dtype=torch.float32, device=device)
-
-
 def refit_tiger(item_codes: np.ndarray, examples: Examples, config: TigerConfig, train: TigerTrainConfig,
                 epochs: int, path: pathlib.Path, progress: bool = True, dense: DenseInputs | None = None) -> Tiger:
     """A fresh TIGER trained for `epochs` epochs (what validation chose) on `examples` with the same schedule
     shape and no validation, its final weights (or their average) saved to `path`: the served model."""
     device = default_device(train.device)
-    vectors = _dense_vectors(config, dense, device)
+    dense_on_device = _dense_on_device(config, dense, device)
     on_device = _on_device(examples, config, train.batch_size, device)
     train = dataclasses.replace(train, epochs=max(epochs, 1), max_minutes=None)
     run = _start_run(config, train, device, math.ceil(len(on_device) / on_device.rows_per_batch), None, None)
     codes = torch.as_tensor(item_codes, device=device)
     for epoch in range(train.epochs):
-        loss, _ = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, None, vectors)
+        loss, _ = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, None,
+                                   dense_on_device)
         log.info("TIGER refit epoch %d of %d: loss %.4f", epoch + 1, train.epochs, loss)
     _save(path, {"model": run.scored.state_dict()})
     return run.scored.eval()

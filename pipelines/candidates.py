@@ -215,7 +215,9 @@ def plan_serving(catalog: Catalog, store: ArtifactStore, config: CandidatesConfi
                         trained_on, {n: retrievers.get(n) for n in trained_on})
         for table in (GOLD_USER_CLUSTERS.name, GOLD_ITEM_EMBEDDINGS.name):
             versions[table] = _version(catalog, table)
-    return ServingPlan(catalog.config, store, config, rqvae_versions[0], tuple(retrievers.items()), ranker_version,
+    # credentials travel with the plan: executors on other machines may lack the driver's AWS_* variables
+    return ServingPlan(catalog.config.for_executors(), store.for_executors(), config, rqvae_versions[0],
+                       tuple(retrievers.items()), ranker_version,
                        tuple(sorted(versions.items())))
 
 

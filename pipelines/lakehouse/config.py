@@ -7,6 +7,7 @@ without editing it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -44,6 +45,16 @@ class LakehouseConfig:
     root: str = "lakehouse"
     # delta-rs / pyarrow storage options (credentials, endpoints) for object stores.
     storage_options: tuple[tuple[str, str], ...] = field(default=())
+
+    def for_executors(self) -> LakehouseConfig:
+        """With the driver's AWS_* environment folded into the storage options, for work shipped to
+        executors that may run where those variables are unset (a local root is returned as it is)."""
+        if "://" not in self.root or self.root.startswith("file://"):
+            return self
+        from pipelines.lakehouse.delta.files import object_store_options
+
+        return dataclasses.replace(self, storage_options=tuple(sorted(
+            object_store_options(dict(self.storage_options)).items())))
 
 
 # Unreferenced data files younger than this survive a vacuum (writes in flight, time travel).

@@ -81,6 +81,7 @@ def dense_serving(store: ArtifactStore, version: str, card: dict, weights: str, 
     """The item vectors and cold items (no training example of `weights` holds them) a dense head serves."""
     import pyarrow.parquet as pq
 
+    from models.tiger import item_hashes
     from models.tiger_training import DenseInputs
 
     vectors = items.item_vectors
@@ -92,7 +93,8 @@ def dense_serving(store: ArtifactStore, version: str, card: dict, weights: str, 
     cold = np.ones(len(items.index.item_ids), dtype=bool)
     rows = items.index.rows(trained)
     cold[rows[rows >= 0]] = False
-    return DenseServing(DenseInputs(vectors, np.flatnonzero(cold)), float(card["dense"]["beam_weight"] or 0.0))
+    return DenseServing(DenseInputs(vectors, np.flatnonzero(cold), item_hashes(items.index.item_ids)),
+                        float(card["dense"]["beam_weight"] or 0.0))
 
 
 @dataclass(frozen=True)

@@ -122,13 +122,15 @@ def _refit(catalog: Catalog, config: TrainTigerJobConfig, model_config: TigerCon
 
 def dense_inputs(inputs: RetrievalInputs, trained_on: Examples):
     """The dense head's item vectors (gold.item_embeddings rows) and the items `trained_on` never holds."""
+    from models.tiger import item_hashes
     from models.tiger_training import DenseInputs
 
     vectors = inputs.item_vectors
     if vectors is None or not vectors.shape[1]:
         raise UpstreamTableError(f"TIGER's dense head reads {GOLD_ITEM_EMBEDDINGS.name}, which is empty or "
                                  "missing: run embed-items first")
-    return DenseInputs(vectors, trained_on.items_never_seen(len(inputs.index.item_ids)))
+    return DenseInputs(vectors, trained_on.items_never_seen(len(inputs.index.item_ids)),
+                       item_hashes(inputs.index.item_ids))
 
 
 def _write_trained_items(directory: pathlib.Path, weights: str, inputs: RetrievalInputs, examples: Examples) -> str:

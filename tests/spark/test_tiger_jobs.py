@@ -303,3 +303,39 @@ def test_a_retriever_added_by_a_test_serves_through_the_union(spark, semantic_id
         assert "last_items=v1" in set(rows["model_version"]).pop()
     finally:
         RETRIEVERS.pop("last_items")
+
+
+def test_a_dense_head_tiger_trains_and_serves_its_cold_items(spark, semantic_ids, tiger):
+    from pipelines.candidates import load_serving_models, plan_serving
+    from pipelines.retrieval.registry import retriever_spec
+    from pipelines.retrieval.sequences import every_event_examples
+
+    catalog, store = semantic_ids
+    config = dataclasses.replace(TIGER, model=dataclasses.replace(TIGER.model, dense_head=True), version="dense")
+    run_train_tiger(catalog, store, config, promote=False)
+    card = store.read_card("tiger", "dense")
+    assert card["config"]["model"]["dense_head"] and card["config"]["model"]["item_vector_dim"] == 16
+    assert card["dense"]["beam_weight"] in TIGER.train.beam_weights
+    assert {e["beam_weight"] for e in card["history"]} <= set(TIGER.train.beam_weights)
+    inputs = load_retrieval_inputs(catalog)
+    n = len(inputs.index.item_ids)
+    # evaluation and gates read the held-out weights: their cold items are those no training example holds
+    held_out = retriever_spec("tiger").load(store, "dense", inputs, None, False)
+    assert held_out.dense.inputs.cold_items.tolist() == inputs.sequences.train.items_never_seen(n).tolist()
+    # tonight's list reads the weights refit on every event, with gold.item_embeddings pinned by the plan
+    plan = plan_serving(catalog, store, CandidatesConfig(run_date=RUN, top_k=TOP_K, rerank=False,
+                                                         versions=(("tiger", "dense"),)))
+    assert "gold.item_embeddings" in dict(plan.versions)
+    served = load_serving_models(plan, None).nightly.retrievers["tiger"]
+    events = read_table(spark, catalog, "silver.events").toPandas()
+    every_event = every_event_examples(events, inputs.index, TIGER.split.max_history)
+    assert served.dense.inputs.cold_items.tolist() == every_event.items_never_seen(n).tolist()
+    test = inputs.sequences.test
+    found = served.top_k(test, TOP_K, inputs.sequences.seen("test"))
+    assert found.items.shape == (len(test), TOP_K) and (found.items >= 0).all()
+    for row, seen in zip(found.items, inputs.sequences.seen("test"), strict=True):
+        assert len(set(row.tolist())) == TOP_K and not set(row.tolist()) & set(np.asarray(seen).tolist())
+    # wide enough to hold every unseen item, the list reaches the cold ones too
+    cold = set(held_out.dense.inputs.cold_items.tolist())
+    wide = held_out.top_k(test, n, inputs.sequences.seen("test"))
+    assert not cold or cold <= set(wide.items.ravel().tolist())

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from models.beam_search import BeamResult, SemanticIdTrie
 from models.config import TigerConfig, TigerTrainConfig
 from models.examples import Examples
-from models.tiger import Tiger, encoder_tokens, sequence_states
+from models.tiger import Tiger, encoder_tokens, item_hashes, sequence_states
 from models.tiger_training import (
     DenseInputs,
     recommend,
@@ -22,9 +22,9 @@ from tests.unit.test_tiger import _toy_sequences, catalog
 VECTOR_DIM = 8
 
 
-def dense_config(causal: bool) -> TigerConfig:
+def dense_config(causal: bool, buckets: int = 0) -> TigerConfig:
     return TigerConfig.debug(codebook_size=4, max_history=5, dense_head=True, item_vector_dim=VECTOR_DIM,
-                             causal_encoder=causal)
+                             causal_encoder=causal, dense_item_buckets=buckets)
 
 
 def vectors(n: int = 20, seed: int = 0) -> np.ndarray:
@@ -39,12 +39,12 @@ def test_a_dense_head_needs_the_vectors_width():
                     TigerTrainConfig(epochs=1), progress=False)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_the_dense_head_alone_ranks_the_known_next_item_first(causal):
+@pytest.mark.parametrize(("causal", "buckets"), [(False, 0), (True, 0), (True, 64)])
+def test_the_dense_head_alone_ranks_the_known_next_item_first(causal, buckets):
     codes, data = catalog(n=20), _toy_sequences()
-    dense = DenseInputs(vectors(), data.items_never_seen(20))
+    dense = DenseInputs(vectors(), data.items_never_seen(20), item_hashes(np.arange(20)))
     train = TigerTrainConfig(epochs=40, batch_size=32, lr=3e-3, warmup_steps=10, beam_width=10, patience=None)
-    model, state = train_tiger(codes, data, data, dense_config(causal), train, progress=False, dense=dense)
+    model, state = train_tiger(codes, data, data, dense_config(causal, buckets), train, progress=False, dense=dense)
     assert state.beam_weight in train.beam_weights
     assert {"beam_weight"} <= set(state.history[-1])
     latest = data.take(np.flatnonzero(np.r_[data.users[1:] != data.users[:-1], True]))
@@ -53,8 +53,9 @@ def test_the_dense_head_alone_ranks_the_known_next_item_first(causal):
         histories = torch.as_tensor(latest.histories)
         tokens = encoder_tokens(model.config, torch.as_tensor(codes), histories, torch.zeros(len(latest), dtype=torch.long),
                                 trim_padding=False)
-        memory, _ = model.encode(tokens, model.history_content(torch.as_tensor(dense.item_vectors), histories))
-        items = model.item_representations(torch.as_tensor(dense.item_vectors), torch.as_tensor(codes))
+        features = model.item_features(torch.as_tensor(dense.item_vectors), torch.as_tensor(dense.item_hashes))
+        memory, _ = model.encode(tokens, model.history_content(features, histories))
+        items = model.item_representations(features, torch.as_tensor(codes))
         logits = model.dense_logits(sequence_states(memory, model.config.levels, False), items)
     assert (logits.argmax(1).numpy() == latest.targets).mean() > 0.9
     # and served: the beam's items ordered by the dense head alone (weight 0)
@@ -117,3 +118,20 @@ def test_cold_items_are_in_the_trie_and_the_rescoring_serves_them_unless_seen():
 def test_items_never_seen_reads_histories_and_targets():
     examples = Examples(np.array(["a", "b"], dtype=object), np.array([[-1, 0], [1, 2]]), np.array([3, 0]))
     assert examples.items_never_seen(6).tolist() == [4, 5]
+
+
+def test_a_cold_items_id_embedding_is_never_used():
+    model = Tiger(dense_config(False, buckets=8))
+    with torch.no_grad():
+        model.item_ids.weight.normal_()  # as if trained
+    content = torch.randn(5, VECTOR_DIM)
+    warm = torch.tensor([True, True, False, True, False])
+    features = model.item_features(content, torch.arange(5), warm)
+    content_only = model.item_features(content)
+    assert torch.allclose(features[~warm], content_only[~warm])
+    assert not torch.allclose(features[warm], content_only[warm])
+
+
+def test_a_new_dense_item_embedding_starts_at_zero():
+    model = Tiger(dense_config(False, buckets=8))
+    assert not model.item_ids.weight.any()

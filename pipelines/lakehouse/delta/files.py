@@ -309,6 +309,14 @@ class PartitionedFileWriter:
         return self._done
 
 
+@dataclass(frozen=True)
+class SnapshotFile:
+    """One data file of a snapshot: where it is and the partition values its path encodes (as strings)."""
+
+    path: str
+    partition: dict[str, str | None]
+
+
 def filesystem_for(table_uri: str, storage_options: dict[str, str] | None = None):
     """(pyarrow filesystem, path inside it) for a local path or any URI pyarrow knows."""
     if "://" not in table_uri:
@@ -316,15 +324,38 @@ def filesystem_for(table_uri: str, storage_options: dict[str, str] | None = None
 
         table_uri = os.path.abspath(table_uri)
         return pafs.LocalFileSystem(), table_uri
-    if storage_options and table_uri.startswith("s3://"):
-        fs = pafs.S3FileSystem(
-            access_key=storage_options.get("AWS_ACCESS_KEY_ID"),
-            secret_key=storage_options.get("AWS_SECRET_ACCESS_KEY"),
-            region=storage_options.get("AWS_REGION"),
-            endpoint_override=storage_options.get("AWS_ENDPOINT_URL"),
-        )
-        return fs, table_uri.removeprefix("s3://")
+    scheme, rest = table_uri.split("://", 1)
+    if scheme in ("s3", "s3a"):
+        return s3_filesystem(storage_options), rest
     return pafs.FileSystem.from_uri(table_uri)
+
+
+def object_store_options(storage_options: dict[str, str] | None = None) -> dict[str, str]:
+    """The standard AWS_* environment variables (AWS_VARIABLES), overridden by `storage_options` (keys
+    upper-cased, as delta-rs accepts either case): what both delta-rs and pyarrow are given."""
+    import os
+
+    options = {k: v for k, v in os.environ.items() if k in AWS_VARIABLES}
+    options.update({k.upper(): v for k, v in (storage_options or {}).items()})
+    return options
+
+
+# The environment variables an object-store job hands to its executors (which may run where they are unset).
+AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                 "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP")
+
+
+def s3_filesystem(storage_options: dict[str, str] | None = None) -> pafs.S3FileSystem:
+    """pyarrow's S3 client with the endpoint, region and credentials delta-rs would use (pyarrow reads
+    credentials from the environment itself, but not AWS_ENDPOINT_URL: an S3-compatible server needs it)."""
+    options = object_store_options(storage_options)
+    return pafs.S3FileSystem(
+        access_key=options.get("AWS_ACCESS_KEY_ID"),
+        secret_key=options.get("AWS_SECRET_ACCESS_KEY"),
+        session_token=options.get("AWS_SESSION_TOKEN"),
+        region=options.get("AWS_REGION") or options.get("AWS_DEFAULT_REGION"),
+        endpoint_override=options.get("AWS_ENDPOINT_URL") or options.get("AWS_ENDPOINT"),
+    )
 
 
 ABORT_MARKERS = "_tigertwin_aborted"

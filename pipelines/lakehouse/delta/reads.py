@@ -2,7 +2,9 @@
 
 Reads take the snapshot's file list from delta-rs and let Spark's native
 Parquet reader (or pyarrow) scan it; paths are built from the log's relative
-paths so any local root works.
+paths so any local root works. On an object store (s3://, gs://, az://)
+Spark's reader would need Hadoop's connector for it, so the executors read the
+files through the `tigertwin_delta` data source (pyarrow filesystems) instead.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pyarrow as pa
 
 from pipelines.errors import MissingTableError
 from pipelines.lakehouse.delta.commit import open_table
-from pipelines.lakehouse.delta.files import filesystem_for
+from pipelines.lakehouse.delta.files import SnapshotFile, filesystem_for, object_store_options
 from pipelines.lakehouse.delta.location import data_file_path, is_uri, normalize_location
 
 if TYPE_CHECKING:
@@ -28,17 +30,23 @@ def has_delta_connector(spark: SparkSession) -> bool:
 PartitionFilter = Callable[[Mapping[str, str | None]], bool]
 
 
-def data_files(table, uri: str, partitions: PartitionFilter | None = None) -> list[str]:
-    """The snapshot's data files as paths Spark and pyarrow read as they are (not percent-encoded);
-    only files whose partition values (as strings) `partitions` accepts, when given."""
+def snapshot_files(table, uri: str, partitions: PartitionFilter | None = None) -> list[SnapshotFile]:
+    """The snapshot's data files as paths Spark and pyarrow read as they are (not percent-encoded), each
+    with its partition values as strings; only files whose partition values `partitions` accepts, when given."""
     from pipelines.lakehouse.delta.files import partition_value_to_str
 
     root = normalize_location(uri)
-    actions = pa.table(table.get_add_actions(flatten=False)).to_pylist()
-    if partitions is not None:
-        actions = [a for a in actions if partitions(
-            {k: partition_value_to_str(v, k) for k, v in (a.get("partition") or {}).items()})]
-    return [data_file_path(root, a["path"]) for a in actions]
+    found = []
+    for action in pa.table(table.get_add_actions(flatten=False)).to_pylist():
+        values = {k: partition_value_to_str(v, k) for k, v in (action.get("partition") or {}).items()}
+        if partitions is None or partitions(values):
+            found.append(SnapshotFile(data_file_path(root, action["path"]), values))
+    return found
+
+
+def data_files(table, uri: str, partitions: PartitionFilter | None = None) -> list[str]:
+    """`snapshot_files`' paths."""
+    return [f.path for f in snapshot_files(table, uri, partitions)]
 
 
 def read_delta(
@@ -67,14 +75,25 @@ def read_delta(
         raise MissingTableError(f"no Delta table at {uri}; run the job that writes it first")
     arrow_schema = pa.schema(table.schema().to_arrow())
     spark_schema = from_arrow_schema(arrow_schema)
-    files = data_files(table, uri, partitions)
+    files = snapshot_files(table, uri, partitions)
     if not files:
         return spark.createDataFrame([], spark_schema)
+    if is_uri(uri):
+        # an object store: Spark's Parquet reader would need the hadoop-aws connector (Maven JARs); the
+        # executors read the files themselves through pyarrow's filesystem instead
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        from pipelines.lakehouse.delta.source import FORMAT_NAME, read_options
+
+        spark_arrow = to_arrow_schema(spark_schema, timezone="UTC")
+        options = read_options(spark_arrow, files, object_store_options(storage_options),
+                               files_per_partition(len(files), spark))
+        return spark.read.format(FORMAT_NAME).options(**options).load().select(*arrow_schema.names)
     return (
         spark.read.schema(spark_schema)
         .option("basePath", uri)
         .option("__globPaths__", "false")  # a path with [ ] { } * ? is a name, not a pattern
-        .parquet(*files)
+        .parquet(*(f.path for f in files))
         .select(*arrow_schema.names)
     )
 
@@ -109,6 +128,11 @@ def read_delta_arrow(
     dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
                          partitioning=partitioning, partition_base_dir=base)
     return dataset.to_table(columns=wanted), table.version()
+
+
+def files_per_partition(files: int, spark: SparkSession) -> int:
+    """Files per Spark partition of an object-store read: about 4 partitions per core, never empty ones."""
+    return max(1, files // max(1, 4 * spark.sparkContext.defaultParallelism))
 
 
 def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:

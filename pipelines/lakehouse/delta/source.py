@@ -1,8 +1,16 @@
-"""`tigertwin_delta`: a Spark 4 Python data source that writes Delta tables through delta-rs.
+"""`tigertwin_delta`: a Spark 4 Python data source that writes Delta tables through delta-rs, and reads a
+snapshot's files where Spark's own Parquet reader cannot reach them.
 
-Tasks write Parquet files (files.py) and return them as commit messages; the
-driver commits them once (commit.py); a failed job deletes what its tasks
-wrote, found by the write id the driver chose, so the table stays as it was.
+Writes: tasks write Parquet files (files.py) and return them as commit
+messages; the driver commits them once (commit.py); a failed job deletes what
+its tasks wrote, found by the write id the driver chose, so the table stays as
+it was.
+
+Reads (object stores without the hadoop-aws connector, whose JARs come from
+Maven): the driver takes the snapshot's file list from the Delta log
+(reads.py) and hands it over as options; each Spark partition is a group of
+files that an executor reads itself with pyarrow's filesystem for the URI
+(S3, GCS, Azure), so no executor depends on the driver's disk or memory.
 """
 
 from __future__ import annotations
@@ -14,12 +22,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterCommitMessage
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceArrowWriter,
+    DataSourceReader,
+    InputPartition,
+    WriterCommitMessage,
+)
 from pyspark.sql.types import StructType
 
 from pipelines.lakehouse.delta.files import (
     DataFile,
     PartitionedFileWriter,
+    SnapshotFile,
+    conform_batch,
     delete_files_of_write,
     filesystem_for,
     is_aborted,
@@ -27,6 +43,7 @@ from pipelines.lakehouse.delta.files import (
 )
 
 log = logging.getLogger(__name__)
+
 
 FORMAT_NAME = "tigertwin_delta"
 
@@ -82,13 +99,79 @@ class WriteOptions:
         )
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """The reader's options: the snapshot's files, chosen by the driver from the Delta log."""
+
+    schema: pa.Schema
+    files: list[SnapshotFile]
+    storage_options: dict[str, str]
+    files_per_partition: int
+
+    @classmethod
+    def parse(cls, options) -> ReadOptions:
+        if not options.get("schema") or options.get("files") is None:
+            raise ValueError(f"{FORMAT_NAME} reader needs options schema and files; use "
+                             "pipelines.lakehouse.delta.read_delta")
+        return cls(decode_schema(options["schema"]),
+                   [SnapshotFile(f["path"], f["partition"]) for f in json.loads(options["files"])],
+                   json.loads(options.get("storage_options") or "{}"),
+                   max(1, int(options.get("files_per_partition") or 1)))
+
+
+def read_options(schema: pa.Schema, files: list[SnapshotFile], storage_options: dict[str, str] | None,
+                 files_per_partition: int = 1) -> dict[str, str]:
+    """Spark string options for `spark.read.format(FORMAT_NAME)`."""
+    return {"schema": encode_schema(schema),
+            "files": json.dumps([{"path": f.path, "partition": f.partition} for f in files]),
+            "storage_options": json.dumps(storage_options or {}), "files_per_partition": str(files_per_partition)}
+
+
 class DeltaDataSource(DataSource):
     @classmethod
     def name(cls) -> str:
         return FORMAT_NAME
 
+    def schema(self) -> StructType:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return from_arrow_schema(decode_schema(self.options["schema"]))
+
+    def reader(self, schema: StructType) -> DeltaSnapshotReader:
+        return DeltaSnapshotReader(ReadOptions.parse(self.options))
+
     def writer(self, schema: StructType, overwrite: bool) -> DeltaArrowWriter:
         return DeltaArrowWriter(WriteOptions.parse(self.options), overwrite)
+
+
+@dataclass
+class FileGroup(InputPartition):
+    files: list[SnapshotFile]
+
+
+class DeltaSnapshotReader(DataSourceReader):
+    def __init__(self, options: ReadOptions) -> None:
+        self.opts = options
+
+    def partitions(self) -> list[InputPartition]:
+        n = self.opts.files_per_partition
+        files = self.opts.files
+        return [FileGroup(files[i:i + n]) for i in range(0, len(files), n)] or [FileGroup([])]
+
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        import pyarrow.parquet as pq
+
+        assert isinstance(partition, FileGroup)
+        schema = self.opts.schema
+        for file in partition.files:
+            fs, path = filesystem_for(file.path, self.opts.storage_options)
+            data_columns = [name for name in schema.names if name not in file.partition]
+            table = pq.read_table(path, filesystem=fs, columns=data_columns)
+            for name, value in file.partition.items():  # a partition column lives in the path, not the file
+                field = schema.field(name)
+                table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()).cast(field.type))
+            for batch in table.to_batches():
+                yield from conform_batch(batch, schema).to_batches()
 
 
 class DeltaArrowWriter(DataSourceArrowWriter):

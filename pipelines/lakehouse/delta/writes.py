@@ -100,6 +100,7 @@ def write_delta(
         return _write_native(df, PendingCommit(uri, target, mode, partition_by, replace_partitions, read_version,
                                                allow_empty, storage_options, custom_metadata, guard))
 
+    from pipelines.lakehouse.delta.files import object_store_options
     from pipelines.lakehouse.delta.source import FORMAT_NAME, DeltaDataSource, encode_schema
 
     spark.dataSource.register(DeltaDataSource)
@@ -113,7 +114,8 @@ def write_delta(
         .option("partition_by", ",".join(partition_by))
         .option("read_version", json.dumps(read_version))
         .option("allow_empty", str(allow_empty).lower())
-        .option("storage_options", json.dumps(storage_options or {}))
+        # the driver's credentials and endpoint: executors elsewhere may not have its environment
+        .option("storage_options", json.dumps(object_store_options(storage_options)))
         .option("custom_metadata", json.dumps(custom_metadata or {}))
         .option("guard", guard.to_json() if guard is not None else "")
     )
