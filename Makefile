@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LAKEHOUSE ?= lakehouse
 export PYSPARK_PYTHON := $(abspath $(PY))
 
-.PHONY: venv test test-all lint demo airflow bench bench-delta results clean
+.PHONY: venv test test-all lint demo airflow bench bench-delta results clean s3 cluster
 
 # Reinstall when the dependency files change; constraints.txt pins every package.
 $(STAMP): pyproject.toml constraints.txt
@@ -68,4 +68,10 @@ bench: venv  ## every benchmark (about 3 hours on 2 cores); figures in benchmark
 	$(PY) -m benchmarks.bench_scale
 
 clean:
-	rm -rf $(LAKEHOUSE) data artifacts plots airflow_home spark-warehouse .pytest_cache benchmarks/.work
+	rm -rf $(LAKEHOUSE) data artifacts plots airflow_home spark-warehouse .pytest_cache benchmarks/.work s3-data spark-cluster
+
+s3: venv  ## a local S3 server (SeaweedFS, 127.0.0.1:8333) with bucket `lake`; prints the AWS_* variables to export
+	$(PY) -m pipelines.lakehouse.local_s3 --dir s3-data --bucket lake
+
+cluster: venv  ## a Spark standalone master and two workers on 127.0.0.1 (spark://127.0.0.1:7077); Ctrl-C stops them
+	$(PY) -m pipelines.lakehouse.local_cluster --dir spark-cluster --workers 2

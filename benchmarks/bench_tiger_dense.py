@@ -32,6 +32,8 @@ from pipelines.retrieval.inputs import load_retrieval_inputs
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
+# the head as measured: content vectors and a hashed id embedding per item in every token and item row
+DENSE_HEAD = {"dense_head": True, "dense_item_buckets": 32_768}
 BASELINES = ("sasrec", "popularity", "knn")
 
 
@@ -46,7 +48,7 @@ def one_seed(catalog: Catalog, store: ArtifactStore, args, seed: int) -> dict:
     baseline = store.read_card("tiger", f"seed{seed}")
     minutes = baseline["config"]["train"]["max_minutes"]
     model, train = tiger_configs(args, seed)
-    model = dataclasses.replace(model, dense_head=True)
+    model = dataclasses.replace(model, **DENSE_HEAD)
     train = dataclasses.replace(train, max_minutes=minutes)
     dense_version = f"dense-seed{seed}"
     shutil.rmtree(store.directory("tiger", dense_version), ignore_errors=True)  # a fresh run, never a resume

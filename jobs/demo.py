@@ -24,6 +24,10 @@ from pipelines.presets import PRESETS
 
 DAG_ORDER = ("item_semantic_ids", "user_behavior_clusters", "nightly_candidates")
 DEMO_CONF = PRESETS["demo"].dag_conf("demo")  # a small TIGER, a few ranker epochs, short lists
+# The demo's synthetic data: 200 users with ~80 events each over 1,200 items (about 20k events). The first
+# look is about the flow, not the figures: every task's work shrinks with it (jobs.synth's defaults are
+# 300 users x 120 events x 2,000 items).
+DEMO_DATA = ("--users", "200", "--median-history", "80", "--items", "1200")
 
 
 def run_dag(dag_id: str, date: str, conf: dict, durations: dict[str, float] | None = None) -> str:
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timings", help="write each DAG's task seconds here as JSON")
     args = parser.parse_args(argv)
     if not pathlib.Path(args.path, "events.parquet").exists():
-        subprocess.run([sys.executable, "-m", "jobs.synth", "--out", args.path], check=True)
+        subprocess.run([sys.executable, "-m", "jobs.synth", "--out", args.path, *DEMO_DATA], check=True)
     migrate()
     conf = {"format": "synthetic", "path": str(pathlib.Path(args.path).resolve()), **DEMO_CONF,
             **json.loads(args.conf)}
