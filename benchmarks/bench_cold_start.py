@@ -42,6 +42,7 @@ from pipelines.evaluation.evaluate import EvaluateConfig, evaluate_methods
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import Catalog
 from pipelines.lakehouse.config import LakehouseConfig, SparkConfig
+from pipelines.presets import DENSE_HEAD
 from pipelines.ranking.nightly import UNION_WIDTH
 from pipelines.retrieval.inputs import load_retrieval_inputs, sequences_at_width
 from pipelines.retrieval.popularity import fit_popularity
@@ -141,10 +142,10 @@ def main() -> None:
         examples = getattr(inputs.sequences, split)
         assert not np.isin(examples.histories, withheld_rows).any() and not np.isin(examples.targets, withheld_rows).any()
     model, train = tiger_configs(args, args.seed)
-    for version, dense in (("tiger", False), ("tiger-dense", True)):
+    for version, head in (("tiger", {"dense_head": False}), ("tiger-dense", DENSE_HEAD)):
         started = time.perf_counter()
         run_train_tiger(catalog, store, TrainTigerJobConfig(
-            run_date=RUN, model=dataclasses.replace(model, dense_head=dense), train=train, version=version), inputs,
+            run_date=RUN, model=dataclasses.replace(model, **head), train=train, version=version), inputs,
             promote=False)
         seconds[version] = time.perf_counter() - started
     context = FitContext(catalog, store, inputs, RUN, minutes=args.minutes / len(SASRecConfig.dropout_grid),

@@ -28,12 +28,12 @@ from pipelines.evaluation.evaluate import EvaluateConfig, Evaluation, evaluate_m
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import Catalog
 from pipelines.lakehouse.config import LakehouseConfig
+from pipelines.presets import DENSE_HEAD
 from pipelines.retrieval.inputs import load_retrieval_inputs
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
-# the head as measured: content vectors and a hashed id embedding per item in every token and item row
-DENSE_HEAD = {"dense_head": True, "dense_item_buckets": 32_768}
+
 BASELINES = ("sasrec", "popularity", "knn")
 
 

@@ -49,6 +49,16 @@ def _lift(dataset: str) -> Callable[[dict[str, Any]], str]:
     return value
 
 
+def _dense(dataset: str) -> Callable[[dict[str, Any]], str]:
+    def value(d: dict[str, Any]) -> str:
+        run = d["datasets"][dataset]
+        diff = run["tiger_dense_minus_tiger"]
+        return (f"{diff['ndcg@10']:+.4f} +- {diff['ndcg@10_se']:.4f} (dense {run['tiger_dense']['ndcg@10']:.4f}, "
+                f"TIGER {run['tiger']['ndcg@10']:.4f}, SASRec {run['baselines']['sasrec']['ndcg@10']:.4f}; "
+                f"{len(run['seeds'])} seed(s) x {run['minutes_per_model']:g} min)")
+    return value
+
+
 FIGURES = (
     Figure("nightly.json", "ml-100k test NDCG@10 by method (tonight's list = nightly)", _methods("ml-100k")),
     Figure("nightly.json", "ml-100k nightly minus best single retriever, NDCG@10 (paired SE)", _lift("ml-100k")),
@@ -56,6 +66,14 @@ FIGURES = (
     Figure("nightly.json", "Beauty nightly minus best single retriever, NDCG@10 (paired SE)", _lift("amazon-beauty")),
     Figure("tiger.json", "Beauty TIGER test Recall@10 / NDCG@10 (cpu-bench)",
            lambda d: f"{d['tiger']['recall@10']:.4f} / {d['tiger']['ndcg@10']:.4f}"),
+    Figure("tiger.json", "ml-100k TIGER's dense head minus TIGER, test NDCG@10 (paired SE)", _dense("ml-100k")),
+    Figure("tiger.json", "Beauty TIGER's dense head minus TIGER, test NDCG@10 (paired SE)", _dense("amazon-beauty")),
+    Figure("cold_start.json", "ml-100k withheld items (cold targets): NDCG@10 by method",
+           lambda d: ", ".join(f"{m} {r['cold']['ndcg@10']:.4f}" for m, r in d["methods"].items())
+                     + f" ({d['cold_test_users']} users)"),
+    Figure("object_store.json", "the flow on S3 (SeaweedFS) vs local disk: seconds; concurrent writers' rows lost / duplicated",
+           lambda d: f"{d['seconds_s3']:.0f} vs {d['seconds_local']:.0f} ({d['s3_over_local']:.2f}x); "
+                     f"{d['rows_lost']} / {d['duplicated_rows']} ({d['concurrent_writers']['writers']} writers)"),
     Figure("tiger_cuda.json", "Beauty TIGER test Recall@10 / NDCG@10 (paper size)",
            lambda d: f"{d['tiger']['recall@10']:.4f} / {d['tiger']['ndcg@10']:.4f}"),
     Figure("twin.json", "TWIN-V2 clusters vs raw history: speedup, AUC difference (paired SE over ranker seeds)",

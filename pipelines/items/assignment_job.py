@@ -52,29 +52,32 @@ class AssignSemanticIdsConfig:
         return f"assign-semantic-ids-{self.run_date.isoformat()}"
 
 
-_LOADED: dict[str, Any] = {}
+_LOADED: dict[tuple[str, str], Any] = {}
 
 
-def _load(directory: str, torch_threads: int):
-    """The RQ-VAE in `directory`, loaded once per Python worker."""
-    if directory not in _LOADED:
+def _load(store: ArtifactStore, version: str, torch_threads: int):
+    """The RQ-VAE `version`, loaded once per Python worker from the artifact store itself (for an object-store
+    root, into this machine's copy): an executor never reads a path of the driver's."""
+    key = (store.root, version)
+    if key not in _LOADED:
         import torch
 
         from models.rqvae import load_rqvae
 
         if not torch.cuda.is_available():
             torch.set_num_threads(torch_threads)
-        _LOADED[directory] = load_rqvae(directory)
-    return _LOADED[directory]
+        store.verify(MODEL, version)
+        _LOADED[key] = load_rqvae(str(store.directory(MODEL, version).resolve()))
+    return _LOADED[key]
 
 
-def encode_spark(embeddings: DataFrame, directory: str, torch_threads: int) -> DataFrame:
+def encode_spark(embeddings: DataFrame, store: ArtifactStore, version: str, torch_threads: int) -> DataFrame:
     def encode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import numpy as np
 
         from models.rqvae import encode_codes
 
-        model, train = _load(directory, torch_threads)
+        model, train = _load(store, version, torch_threads)
         for batch in batches:
             if batch.empty:
                 continue
@@ -108,9 +111,8 @@ def run_assign_semantic_ids(
 
     version = store.resolve(MODEL, config.rqvae_version)
     card = store.read_card(MODEL, version)
-    directory = str(store.directory(MODEL, version).resolve())
     embeddings = read_table(spark, catalog, GOLD_ITEM_EMBEDDINGS.name)
-    codes = encode_spark(embeddings, directory, config.torch_threads).localCheckpoint()
+    codes = encode_spark(embeddings, store.for_executors(), version, config.torch_threads).localCheckpoint()
 
     ids_version = table_version(catalog.location(GOLD_SEMANTIC_IDS.name), catalog.storage_options or None)
     previous = _previous_assignment(spark, catalog, version, ids_version)
