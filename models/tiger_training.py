@@ -201,7 +201,7 @@ def recommend_by_weight(
             states = sequence_states(model.encode(tokens, content)[0], model.config.levels, False) if use_dense else None
         for weight, (batch_items, batch_scores) in found.items():
             ranked = result if states is None or items is None or on_device is None else rescore_with_dense_head(
-                model, states, items, result, on_device.cold, exclude, top_k, weight)
+                model, states, items, result, on_device.cold, exclude, top_k, weight, item_codes)
             batch_items.append(ranked.items[:, :top_k].cpu())
             batch_scores.append(ranked.scores[:, :top_k].float().cpu())
     if not len(histories):
@@ -213,10 +213,12 @@ def recommend_by_weight(
 @torch.inference_mode()
 def rescore_with_dense_head(model: Tiger, states: torch.Tensor, items: torch.Tensor, beam: BeamResult,
                             cold: torch.Tensor | None, exclude: torch.Tensor | None, top_k: int,
-                            beam_weight: float) -> BeamResult:
+                            beam_weight: float, item_codes: torch.Tensor | None = None) -> BeamResult:
     """The beam's items [B, W] plus the cold items [C] (not excluded, not already in the beam), ordered by
-    dense logit + beam_weight x beam log-probability; a cold item the beam did not reach counts the user's
-    lowest beam score. All on the device, no host sync. Returns [B, top_k] (-1 / -inf where none)."""
+    dense logit + beam_weight x beam log-probability. A cold item's beam score is that of the best beam item
+    sharing its first 3 codes (TIGER's own route to new items: the decoder reached their content's cluster),
+    else the user's lowest beam score; `item_codes` [N, L] (None: the lowest score always). All on the device,
+    no host sync. Returns [B, top_k] (-1 / -inf where none)."""
     candidates, beam_scores = beam.items, beam.scores.float()  # [B, W]
     missing = torch.tensor(float("-inf"), device=states.device)
     beam_scores = torch.where(candidates >= 0, beam_scores, missing)
@@ -226,14 +228,28 @@ def rescore_with_dense_head(model: Tiger, states: torch.Tensor, items: torch.Ten
         if exclude is not None:
             blocked |= exclude.gather(1, cold_rows)
         floor = torch.where(beam_scores.isfinite(), beam_scores, torch.zeros_like(beam_scores)).amin(1, keepdim=True)
+        cold_scores = floor.expand(-1, len(cold))
+        if item_codes is not None:
+            prefix = _prefix_keys(item_codes, model.config.codebook_size)  # [N]
+            same = prefix[cold][None, :, None] == prefix[candidates.clamp(min=0)][:, None, :]  # [B, C, W]
+            inherited = torch.where(same, beam_scores[:, None, :], missing).amax(-1)  # [B, C]
+            cold_scores = torch.where(inherited.isfinite(), inherited, cold_scores)
         candidates = torch.cat([candidates, torch.where(blocked, -1, cold_rows)], dim=1)
-        beam_scores = torch.cat([beam_scores, floor.expand(-1, len(cold))], dim=1)
+        beam_scores = torch.cat([beam_scores, cold_scores], dim=1)
     dense = (F.normalize(model.dense_query(states.float()), dim=-1)[:, None, :]
              * items[candidates.clamp(min=0)]).sum(-1) / model.config.dense_temperature  # [B, W + C]
     score = torch.where(candidates >= 0, dense + beam_weight * beam_scores, missing)
     top = score.topk(min(top_k, score.shape[1]), dim=1)
     chosen = candidates.gather(1, top.indices)
     return BeamResult(torch.where(top.values.isfinite(), chosen, -1), top.values)
+
+
+def _prefix_keys(item_codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """[N, L] codes -> [N] one integer per item's first 3 codes (its content cluster; the 4th only breaks ties)."""
+    key = torch.zeros(len(item_codes), dtype=torch.long, device=item_codes.device)
+    for level in range(min(3, item_codes.shape[1])):
+        key = key * codebook_size + item_codes[:, level]
+    return key
 
 
 class WeightAverage(Generic[ModelT]):
@@ -405,10 +421,13 @@ def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, code
         count = trained.sum()
     loss = F.cross_entropy(logits.float().reshape(-1, config.codebook_size), target_codes.reshape(-1),
                            ignore_index=IGNORED, label_smoothing=train.label_smoothing)
-    if features is not None:
+    if features is not None and dense is not None:
         with _autocast(device):
             states = sequence_states(memory, config.levels, config.causal_encoder)  # [B, d] or [B, W, d]
             dense_logits = model.dense_logits(states, model.item_representations(features, codes))
+            # cold items do not exist yet as far as training knows: never negatives, or the head learns to
+            # push their content down
+            dense_logits = dense_logits.masked_fill(~dense.warm, torch.finfo(dense_logits.dtype).min)
         loss = loss + train.dense_loss_weight * F.cross_entropy(
             dense_logits.float().reshape(-1, dense_logits.shape[-1]), next_items.reshape(-1), ignore_index=IGNORED)
     return loss, count

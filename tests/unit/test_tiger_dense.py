@@ -135,3 +135,19 @@ def test_a_cold_items_id_embedding_is_never_used():
 def test_a_new_dense_item_embedding_starts_at_zero():
     model = Tiger(dense_config(False, buckets=8))
     assert not model.item_ids.weight.any()
+
+
+def test_a_cold_item_inherits_the_beam_score_of_a_beam_item_in_its_content_cluster():
+    model = Tiger(dense_config(False)).eval()
+    codes = torch.tensor([[0, 1, 2, 0], [0, 1, 2, 1], [3, 3, 3, 0], [1, 1, 1, 0]])  # 1 shares 0's first 3 codes
+    states = torch.randn(1, model.config.d_model)
+    items = torch.zeros(4, model.config.d_model)  # equal dense scores: the beam score decides
+    beam = BeamResult(torch.tensor([[2, 0]]), torch.tensor([[-1.0, -2.0]]))
+    ranked = rescore_with_dense_head(model, states, items, beam, torch.tensor([1, 3]), None, top_k=4,
+                                     beam_weight=1.0, item_codes=codes)
+    # cold 1 inherits item 0's -2.0 (ties broken by position); cold 3 reached no cluster: the floor, -2.0 too
+    assert ranked.items[0, 0] == 2 and set(ranked.items[0, 1:].tolist()) == {0, 1, 3}
+    beam = BeamResult(torch.tensor([[2, 0]]), torch.tensor([[-1.0, -0.5]]))
+    ranked = rescore_with_dense_head(model, states, items, beam, torch.tensor([1, 3]), None, top_k=4,
+                                     beam_weight=1.0, item_codes=codes)
+    assert ranked.items[0, :2].tolist() in ([0, 1], [1, 0]) and ranked.items[0, 3] == 3
