@@ -27,6 +27,7 @@ import json
 import os
 import pathlib
 import tempfile
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,7 +239,8 @@ class _ObjectStore:
             if target.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.download")
+            # several workers of one machine may fetch the same version at once: each into its own file
+            tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.download")
             pafs.copy_files(info.path, str(tmp), source_filesystem=self.fs,
                             destination_filesystem=pafs.LocalFileSystem())
             os.replace(tmp, target)
