@@ -71,9 +71,6 @@ FIGURES = (
     Figure("cold_start.json", "ml-100k withheld items (cold targets): NDCG@10 by method",
            lambda d: ", ".join(f"{m} {r['cold']['ndcg@10']:.4f}" for m, r in d["methods"].items())
                      + f" ({d['cold_test_users']} users)"),
-    Figure("object_store.json", "the flow on S3 (SeaweedFS) vs local disk: seconds; concurrent writers' rows lost / duplicated",
-           lambda d: f"{d['seconds_s3']:.0f} vs {d['seconds_local']:.0f} ({d['s3_over_local']:.2f}x); "
-                     f"{d['rows_lost']} / {d['duplicated_rows']} ({d['concurrent_writers']['writers']} writers)"),
     Figure("tiger_cuda.json", "Beauty TIGER test Recall@10 / NDCG@10 (paper size)",
            lambda d: f"{d['tiger']['recall@10']:.4f} / {d['tiger']['ndcg@10']:.4f}"),
     Figure("twin.json", "TWIN-V2 clusters vs raw history: speedup, AUC difference (paired SE over ranker seeds)",
