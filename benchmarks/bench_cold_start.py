@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import logging
 import pathlib
 import shutil
 import time
@@ -36,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_tiger import RUN, WORK, add_tiger_args, tiger_configs
-from benchmarks.common import RESULTS, write_results
+from benchmarks.common import RESULTS, benchmark_logging, write_results
 from benchmarks.datasets import DATA_DIR
 from models.config import RQVAETrainConfig, SASRecConfig
 from pipelines.evaluation.evaluate import EvaluateConfig, evaluate_methods
@@ -138,9 +137,7 @@ def main() -> None:
                         help="keep the last run's lakehouse and models and retrain only these TIGER versions "
                              "(tiger, tiger-dense); every method is scored again")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("py4j", "matplotlib", "faiss"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    benchmark_logging()
     from pipelines.lakehouse.spark import build_spark_session
 
     root = WORK / "cold_start"

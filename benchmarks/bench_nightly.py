@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import time
 
 import numpy as np
 
 from benchmarks.bench_tiger import RUN, WORK, add_tiger_args, build_semantic_ids, tiger_configs
-from benchmarks.common import RESULTS, write_results
+from benchmarks.common import RESULTS, benchmark_logging, write_results
 from models.config import SASRecConfig, TwinTrainConfig
 from pipelines.evaluation.evaluate import NIGHTLY, EvaluateConfig, evaluate_methods
 from pipelines.lakehouse.artifacts import ArtifactStore
@@ -143,9 +142,7 @@ def main() -> None:
                         help="keep the last run's lakehouse (events, semantic IDs, clusters) and RQ-VAE; retrain "
                              "every model")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("py4j", "matplotlib", "faiss"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    benchmark_logging()
     from pipelines.lakehouse.spark import build_spark_session
 
     spark = build_spark_session(SparkConfig(app_name="bench-nightly"))

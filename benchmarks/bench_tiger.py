@@ -27,14 +27,13 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import logging
 import pathlib
 import shutil
 import time
 
 import numpy as np
 
-from benchmarks.common import RESULTS, write_results
+from benchmarks.common import RESULTS, benchmark_logging, write_results
 from benchmarks.datasets import DATA_DIR
 from models.config import RQVAETrainConfig, SASRecConfig, TigerConfig, TigerTrainConfig
 from models.device import default_device
@@ -289,9 +288,7 @@ def main() -> None:
     parser.add_argument("--results", default=None,
                         help="results name (default: tiger, or tiger_<device> when not on the CPU)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("py4j", "matplotlib", "faiss"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    benchmark_logging()
 
     device = default_device(None).type
     results_name = args.results or ("tiger" if device == "cpu" else f"tiger_{device}")

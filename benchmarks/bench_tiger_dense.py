@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import shutil
 
 import numpy as np
 
 from benchmarks.bench_tiger import PAPER, RUN, WORK, add_tiger_args, tiger_configs
-from benchmarks.common import RESULTS, write_results
+from benchmarks.common import RESULTS, benchmark_logging, write_results
 from pipelines.evaluation.evaluate import EvaluateConfig, Evaluation, evaluate_methods
 from pipelines.lakehouse.artifacts import ArtifactStore
 from pipelines.lakehouse.catalog import Catalog
@@ -128,9 +127,7 @@ def main() -> None:
     add_tiger_args(parser)
     parser.set_defaults(size="cpu-bench", seeds=None)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("py4j", "matplotlib", "faiss"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    benchmark_logging()
     previous = RESULTS / "tiger.json"
     payload = json.loads(previous.read_text()) if previous.exists() else {}
     payload.pop("written", None)

@@ -66,3 +66,12 @@ def airflow_env(work: pathlib.Path, airflow_home: str = "airflow") -> dict[str, 
             ENV_LAKEHOUSE_ROOT: str(work / "lakehouse"), ENV_ARTIFACTS_ROOT: str(work / "artifacts"),
             "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": str(root),
             "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def benchmark_logging() -> None:
+    """INFO lines with times for the benchmark's own work; Spark's bridge, plotting and faiss at WARNING."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("py4j", "matplotlib", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

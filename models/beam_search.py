@@ -70,12 +70,13 @@ def beam_search(
     top_k: int,
     beam_width: int | None = None,
     exclude: torch.Tensor | None = None,
-    content: torch.Tensor | None = None,
+    encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> BeamResult:
     """Top-k items per row of `encoder_tokens` [B, S]. `exclude` [B, N] bool: items that must not
-    be returned (e.g. the history); see `exclusion_mask`. `content`: the dense head's `history_content`."""
+    be returned (e.g. the history); see `exclusion_mask`. `encoded`: `model.encode`'s output when the caller has it (the dense head
+    adds content and reads the memory too)."""
     width = max(beam_width or top_k, top_k)
-    memory, keep = model.encode(encoder_tokens, content)
+    memory, keep = model.encode(encoder_tokens) if encoded is None else encoded
     b, device = encoder_tokens.shape[0], encoder_tokens.device
     prefix = torch.zeros(b, 1, dtype=torch.long, device=device)
     scores = torch.zeros(b, 1, device=device)

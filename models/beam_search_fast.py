@@ -52,13 +52,13 @@ def fast_beam_search(
     top_k: int,
     beam_width: int | None = None,
     exclude: torch.Tensor | None = None,
-    content: torch.Tensor | None = None,
+    encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> BeamResult:
-    """Top-k items per row of `encoder_tokens` [B, S]; `exclude` [B, N] bool and `content` as in the
+    """Top-k items per row of `encoder_tokens` [B, S]; `exclude` [B, N] bool and `encoded` as in the
     reference."""
     width = max(beam_width or top_k, top_k)
     layers = cast(list[DecoderLayer], list(model.decoder))
-    memory, keep = model.encode(encoder_tokens, content)  # [B, S, d], [B, S]
+    memory, keep = model.encode(encoder_tokens) if encoded is None else encoded  # [B, S, d], [B, S]
     b, device = encoder_tokens.shape[0], encoder_tokens.device
     memory_mask = keep[:, None, None, :]  # [B, 1, 1, S]: every beam (query row) sees the same memory
     cross = []  # per layer: the memory's keys and values, [B, H, S, hd] each, projected once

@@ -161,8 +161,11 @@ class Tiger(nn.Module):
 
     def dense_logits(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Encoder states [..., d] and unit item rows [N, d] -> [..., N] cosines over the temperature."""
-        queries = F.normalize(self.dense_query(states), dim=-1)
-        return queries @ items.T / self.config.dense_temperature
+        return self.dense_queries(states) @ items.T / self.config.dense_temperature
+
+    def dense_queries(self, states: torch.Tensor) -> torch.Tensor:
+        """Encoder states [..., d] -> the dense head's unit query vectors [..., d]."""
+        return F.normalize(self.dense_query(states), dim=-1)
 
     def encode(self, tokens: torch.Tensor, content: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens [B, S] -> memory [B, S, d] and the mask of real (non-PAD) positions; `content` [B, S, d]

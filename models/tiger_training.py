@@ -197,8 +197,9 @@ def recommend_by_weight(
             exclude = mask_of(seen, trie.items, device)
         with _autocast(device), torch.inference_mode():
             content = model.history_content(features, h) if features is not None else None
-            result = search(model, tokens, trie, width, beam_width, exclude=exclude, content=content)
-            states = sequence_states(model.encode(tokens, content)[0], model.config.levels, False) if use_dense else None
+            encoded = model.encode(tokens, content)  # once: the beam search and the dense head both read it
+            result = search(model, tokens, trie, width, beam_width, exclude=exclude, encoded=encoded)
+            states = sequence_states(encoded[0], model.config.levels, False) if use_dense else None
         for weight, (batch_items, batch_scores) in found.items():
             ranked = result if states is None or items is None or on_device is None else rescore_with_dense_head(
                 model, states, items, result, on_device.cold, exclude, top_k, weight, item_codes)
@@ -236,7 +237,7 @@ def rescore_with_dense_head(model: Tiger, states: torch.Tensor, items: torch.Ten
             cold_scores = torch.where(inherited.isfinite(), inherited, cold_scores)
         candidates = torch.cat([candidates, torch.where(blocked, -1, cold_rows)], dim=1)
         beam_scores = torch.cat([beam_scores, cold_scores], dim=1)
-    dense = (F.normalize(model.dense_query(states.float()), dim=-1)[:, None, :]
+    dense = (model.dense_queries(states.float())[:, None, :]
              * items[candidates.clamp(min=0)]).sum(-1) / model.config.dense_temperature  # [B, W + C]
     score = torch.where(candidates >= 0, dense + beam_weight * beam_scores, missing)
     top = score.topk(min(top_k, score.shape[1]), dim=1)

@@ -99,7 +99,7 @@ def test_cold_items_are_in_the_trie_and_the_rescoring_serves_them_unless_seen():
     model = Tiger(dense_config(False)).eval()
     states = torch.randn(2, model.config.d_model)
     with torch.no_grad():
-        query = F.normalize(model.dense_query(states), dim=-1)
+        query = model.dense_queries(states)
     items = F.normalize(torch.randn(20, model.config.d_model), dim=-1)
     items[19] = query[0]  # the cold item is user 0's nearest item by far
     beam = BeamResult(torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -2.0, -3.0]]))
