@@ -122,9 +122,15 @@ def dense_order(catalog: Catalog, store: ArtifactStore, inputs, cold: np.ndarray
 
 
 def metrics_of(per_user: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
-    return {"recall@10": round(float(per_user["recall@10"][rows].mean()), 4) if len(rows) else 0.0,
-            "ndcg@10": round(float(per_user["ndcg@10"][rows].mean()), 4) if len(rows) else 0.0,
-            "users": int(len(rows))}
+    """Recall@10 and NDCG@10 over the users `rows`, each with its standard error over those users."""
+    from models.metrics import standard_error
+
+    out: dict[str, float] = {"users": int(len(rows))}
+    for metric in ("recall@10", "ndcg@10"):
+        values = per_user[metric][rows]
+        out[metric] = round(float(values.mean()), 4) if len(rows) else 0.0
+        out[f"{metric}_se"] = round(standard_error(values), 4)
+    return out
 
 
 def main() -> None:
