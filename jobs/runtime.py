@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pipelines.errors import TigertwinError
 from pipelines.lakehouse.artifacts import ArtifactStore
@@ -80,6 +81,29 @@ def set_torch_threads(args: argparse.Namespace) -> None:
     logging.getLogger("jobs").info("torch uses %d CPU thread(s)", set_cpu_threads(args.threads))
 
 
+def add_distributed_arg(parser: argparse.ArgumentParser) -> None:
+    """--distributed N for the trainers (pipelines/training_processes.py)."""
+    parser.add_argument("--distributed", type=int, default=1, metavar="N",
+                        help="train in N data-parallel processes on this machine through Spark's TorchDistributor "
+                             "(DDP: gloo on CPU, NCCL with one GPU per process); rank 0 validates and writes the "
+                             "checkpoints, weights and card (default 1: in this process)")
+
+
+@contextlib.contextmanager
+def training_processes(args: argparse.Namespace, app_name: str) -> Iterator[int]:
+    """The processes --distributed asks for; above 1, a Spark session hosts TorchDistributor while the job runs."""
+    if args.distributed < 1:
+        raise ValueError(f"--distributed takes a number of processes >= 1, got {args.distributed}")
+    if args.distributed == 1:
+        yield 1
+        return
+    spark = spark_from(args, app_name)
+    try:
+        yield args.distributed
+    finally:
+        spark.stop()
+
+
 def catalog_from(args: argparse.Namespace) -> Catalog:
     return Catalog(LakehouseConfig(root=args.lakehouse))
 
@@ -101,7 +125,7 @@ def spark_from(args: argparse.Namespace, app_name: str):
     from pipelines.lakehouse.spark import build_spark_session
 
     quiet = getattr(args, "log_level", "INFO") != "DEBUG"
-    return build_spark_session(SparkConfig(app_name=app_name, master=args.master,
+    return build_spark_session(SparkConfig(app_name=app_name, master=getattr(args, "master", None),
                                            jvm_log=jvm_log_path(app_name) if quiet else None))
 
 

@@ -16,12 +16,14 @@ import sys
 
 from jobs.runtime import (
     add_common_args,
+    add_distributed_arg,
     artifacts_from,
     catalog_from,
     job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
+    training_processes,
 )
 from models.config import SASRecConfig
 from pipelines.retrieval.inputs import load_retrieval_inputs
@@ -46,6 +48,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="after selection, fit the served weights on every event for the chosen epochs")
     parser.add_argument("--candidate", action="store_true",
                         help="write a candidate version: served only once `tigertwin models gate` promotes it")
+    add_distributed_arg(parser)
     add_common_args(parser, spark=False, torch=True)
     return parser
 
@@ -56,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
     catalog = catalog_from(args)
     config = dataclasses.replace(SASRecConfig(), dropout_grid=tuple(args.dropout), max_epochs=args.max_epochs,
                                  patience=args.patience, eval_users=args.eval_users)
-    context = FitContext(catalog, artifacts_from(args), load_retrieval_inputs(catalog), args.run_date,
-                         minutes=args.max_minutes, seed=args.seed, device=args.device, version=args.version,
-                         promote=not args.candidate, refit=args.refit)
-    version = fit_sasrec(context, config)
+    with training_processes(args, "tigertwin-train-sasrec") as processes:
+        context = FitContext(catalog, artifacts_from(args), load_retrieval_inputs(catalog), args.run_date,
+                             minutes=args.max_minutes, seed=args.seed, device=args.device, version=args.version,
+                             promote=not args.candidate, refit=args.refit, processes=processes)
+        version = fit_sasrec(context, config)
     print(json.dumps({"version": version, **context.store.read_card("sasrec", version)["metrics"]}, indent=2))
     return 0
 

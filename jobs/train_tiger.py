@@ -18,12 +18,14 @@ import sys
 
 from jobs.runtime import (
     add_common_args,
+    add_distributed_arg,
     artifacts_from,
     catalog_from,
     job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
+    training_processes,
 )
 from pipelines.presets import PRESETS
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
@@ -61,6 +63,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="after selection, fit the served weights on every event for the chosen epochs")
     parser.add_argument("--candidate", action="store_true",
                         help="write a candidate version: served only once `tigertwin models gate` promotes it")
+    add_distributed_arg(parser)
     add_common_args(parser, spark=False, torch=True)
     return parser
 
@@ -76,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
     switches = {name: getattr(args, name) == "on" for name in ("causal_encoder", "dense_head")
                 if getattr(args, name) is not None}
     model = dataclasses.replace(preset.tiger, **switches)
-    config = TrainTigerJobConfig(run_date=args.run_date, model=model, train=train, version=args.version,
-                                 warm_start=args.warm_start, refit=args.refit)
-    print(json.dumps(run_train_tiger(catalog_from(args), artifacts_from(args), config, promote=not args.candidate),
-                     indent=2))
+    with training_processes(args, "tigertwin-train-tiger") as processes:
+        config = TrainTigerJobConfig(run_date=args.run_date, model=model, train=train, version=args.version,
+                                     warm_start=args.warm_start, refit=args.refit, processes=processes)
+        result = run_train_tiger(catalog_from(args), artifacts_from(args), config, promote=not args.candidate)
+    print(json.dumps(result, indent=2))
     return 0
 
 

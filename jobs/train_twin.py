@@ -22,12 +22,14 @@ import sys
 
 from jobs.runtime import (
     add_common_args,
+    add_distributed_arg,
     artifacts_from,
     catalog_from,
     job_parser,
     run_job,
     set_torch_threads,
     setup_logging,
+    training_processes,
 )
 from models.config import TwinConfig, TwinTrainConfig
 from pipelines.behavior.config import ClusteringConfig
@@ -66,6 +68,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=t.seed)
     parser.add_argument("--device", default=None)
     parser.add_argument("--version", default=None)
+    add_distributed_arg(parser)
     add_common_args(parser, spark=False, torch=True)
     return parser
 
@@ -73,6 +76,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     set_torch_threads(args)
+    with training_processes(args, "tigertwin-train-twin") as processes:
+        return _train(args, processes)
+
+
+def _train(args: argparse.Namespace, processes: int) -> int:
     config = TrainTwinJobConfig(
         run_date=args.run_date,
         model=TwinConfig(heads=args.heads, top_k_clusters=args.top_k_clusters, use_log_n=not args.no_log_n,
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         clustering=ClusteringConfig(gamma=args.gamma),
         version=args.version, hard_negatives=not args.no_hard_negatives, retrievers=tuple(args.retrievers),
         rerank=RerankConfig(depth=args.rerank_depth, calibration_share=args.calibration_share),
+        processes=processes,
     )
     print(json.dumps(run_train_twin(catalog_from(args), artifacts_from(args), config), indent=2))
     return 0

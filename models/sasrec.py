@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.config import SASRecConfig
+from models.distributed import DataParallel
 from models.examples import Examples
 from models.seen import Seen, mask_seen_torch
 from models.selection import selection_score, selection_split
@@ -97,22 +98,33 @@ def sasrec_top_k(model: SASRec, examples: Examples, k: int, seen: Seen | None,
     return np.concatenate(items), np.concatenate(scores)
 
 
-def _train_epoch(model: SASRec, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
-                 config: SASRecConfig, epoch: int) -> float:
-    """One pass over the sequences in a seeded order; the mean loss per predicted position."""
+def _sequence_loss(model: SASRec, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean cross-entropy over the batch's real positions, their number): only real positions predict (all
+    of them carry a next item)."""
+    real = x >= 0
+    return F.cross_entropy(model.item_logits(model(x)[real]), y[real]), real.sum()
+
+
+def _train_epoch(model: SASRec, step_loss: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
+                 targets: torch.Tensor, config: SASRecConfig, epoch: int) -> float:
+    """One pass over the sequences in a seeded order; the mean loss per predicted position. Under a process
+    group each rank trains its shard of every batch (models/distributed.py)."""
+    parallel = DataParallel.current()
     model.train()
+    parallel.seed_dropout(config.seed, epoch)
     order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
-    total, count = 0.0, 0
+    total = torch.zeros((), device=inputs.device)
+    count = torch.zeros((), dtype=torch.long, device=inputs.device)
     for start in range(0, len(order), config.batch_size):
-        rows = order[start:start + config.batch_size].to(inputs.device)
-        x, y = inputs[rows], targets[rows]
-        hidden = model(x)[x >= 0]  # only real positions predict (all of them carry a next item)
-        loss = F.cross_entropy(model.item_logits(hidden), y[x >= 0])
+        rows, real = parallel.shard(order[start:start + config.batch_size])
+        rows = rows.to(inputs.device)
+        loss, positions = step_loss(inputs[rows], targets[rows])
+        positions = positions if real else positions * 0  # a stand-in row: trained with weight 0
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * parallel.global_mean_weight(positions)).backward()
         optimizer.step()
-        total, count = total + float(loss.detach()) * len(hidden), count + len(hidden)
-    return total / max(count, 1)
+        total, count = total + loss.detach() * positions, count + positions
+    return float(parallel.sum(total)) / max(int(parallel.sum(count)), 1)
 
 
 def refit_sasrec(examples: Examples, n_items: int, config: SASRecConfig, dropout: float, epochs: int) -> SASRec:
@@ -120,22 +132,25 @@ def refit_sasrec(examples: Examples, n_items: int, config: SASRecConfig, dropout
     validation: every event counts, the user's latest ones included."""
     from models.device import default_device
 
-    device = default_device(config.device)
+    parallel = DataParallel.current()
+    device = parallel.device(default_device(config.device))
     inputs, targets = (torch.as_tensor(a, device=device) for a in next_item_sequences(examples, config.max_length))
     torch.manual_seed(config.seed)
     model = SASRec(n_items, config, dropout).to(device)
+    step_loss = parallel.wrap(model, _sequence_loss)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
     for epoch in range(epochs):
-        loss = _train_epoch(model, optimizer, inputs, targets, config, epoch)
+        loss = _train_epoch(model, step_loss, optimizer, inputs, targets, config, epoch)
         log.info("SASRec refit epoch %d of %d: loss %.4f", epoch + 1, epochs, loss)
     return model.eval()
 
 
 def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Examples, seen: Seen | None, n_items: int,
                      config: SASRecConfig, dropout: float) -> tuple[SASRec, dict]:
-    device = inputs.device
+    device, parallel = inputs.device, DataParallel.current()
     torch.manual_seed(config.seed)
     model = SASRec(n_items, config, dropout).to(device)
+    step_loss = parallel.wrap(model, _sequence_loss)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98))
     best, best_state, best_epoch, history = -1.0, None, 0, []
     started = time.perf_counter()
@@ -143,13 +158,16 @@ def _train_candidate(inputs: torch.Tensor, targets: torch.Tensor, valid: Example
         best, _ = selection_score(sasrec_top_k(model, valid, 10, seen)[0], valid.targets)
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in range(config.max_epochs):
-        loss = _train_epoch(model, optimizer, inputs, targets, config, epoch)
-        ndcg, _ = selection_score(sasrec_top_k(model, valid, 10, seen)[0], valid.targets)
+        loss = _train_epoch(model, step_loss, optimizer, inputs, targets, config, epoch)
+        # rank 0 validates and reads the clock; every rank keeps the same best epoch and stops with it
+        ndcg, spent = parallel.share(
+            (selection_score(sasrec_top_k(model, valid, 10, seen)[0], valid.targets)[0] if parallel.primary else 0.0,
+             time.perf_counter() - started))
         history.append({"epoch": epoch + 1, "loss": loss, "valid_ndcg@10": ndcg})
         if ndcg > best:
             best, best_epoch = ndcg, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        over_budget = config.max_minutes is not None and time.perf_counter() - started > 60 * config.max_minutes
+        over_budget = config.max_minutes is not None and spent > 60 * config.max_minutes
         if epoch + 1 - best_epoch >= config.patience or over_budget:
             break
     assert best_state is not None
@@ -168,7 +186,7 @@ def train_sasrec(train: Examples, valid: Examples, n_items: int, config: SASRecC
     from models.device import default_device
 
     config = config or SASRecConfig()
-    device = default_device(config.device)
+    device = DataParallel.current().device(default_device(config.device))
     inputs, targets = (torch.as_tensor(a, device=device) for a in next_item_sequences(train, config.max_length))
     selection, seen = selection_split(valid, valid_seen, config.eval_users, config.seed)
     candidates = [_train_candidate(inputs, targets, selection, seen, n_items, config, dropout)

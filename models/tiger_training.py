@@ -28,6 +28,7 @@ from models.beam_search import BeamResult, SemanticIdTrie, beam_search, exclusio
 from models.beam_search_fast import batch_size_for, exclusion_mask_fast, fast_beam_search
 from models.config import TigerConfig, TigerTrainConfig
 from models.device import default_device
+from models.distributed import DataParallel
 from models.examples import Examples, length_bucketed_batches, windows_of_prefixes
 from models.metrics import per_user_gains, standard_error
 from models.seen import Seen
@@ -283,6 +284,8 @@ class _Run:
     schedule: WarmupCosine
     state: TigerState
     steps_per_epoch: int
+    step_loss: torch.nn.Module  # _batch_loss over the model; DDP-wrapped when training runs in several processes
+    parallel: DataParallel = DataParallel()
     average: WeightAverage[Tiger] | None = None
 
     @property
@@ -298,7 +301,8 @@ class _Run:
 
 def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.device, steps_per_epoch: int,
                checkpoint: pathlib.Path | None, initial_weights: pathlib.Path | None) -> _Run:
-    """A fresh model (seeded), warm-started from `initial_weights`, or resumed from `checkpoint` when it exists."""
+    """A fresh model (seeded), warm-started from `initial_weights`, or resumed from `checkpoint` when it exists.
+    Every rank of a distributed run starts the same way (same seed, same files)."""
     torch.manual_seed(train.seed)
     model = Tiger(config).to(device)
     # fused: one kernel for every parameter's update on GPU (the loop over tensors is host-bound there)
@@ -306,8 +310,9 @@ def _start_run(config: TigerConfig, train: TigerTrainConfig, device: torch.devic
                                   fused=device.type == "cuda")
     steps_per_epoch = max(1, steps_per_epoch)
     schedule = WarmupCosine(train.warmup_steps, train.epochs * steps_per_epoch)
+    parallel = DataParallel.current()
     run = _Run(model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), schedule, TigerState(),
-               steps_per_epoch)
+               steps_per_epoch, parallel.wrap(model, _batch_loss), parallel)
     saved: dict | None = None
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -447,20 +452,24 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
     bar every PROGRESS_EVERY steps)."""
     from tqdm.auto import tqdm
 
-    n = len(data)
+    n, parallel = len(data), run.parallel
     run.model.train()
+    parallel.seed_dropout(train.seed, epoch)
+    # every rank walks the same global batches and trains on its shard of each
     batches = data.epoch_batches(train.batch_size, train.seed * 1_000_003 + epoch)
     # moved to the device in one copy, not one per step
     device_batches = torch.cat(batches).to(device).split([len(batch) for batch in batches])
     total_loss = torch.zeros((), device=device)
     targets = torch.zeros((), dtype=torch.long, device=device)
     done, started = 0, time.perf_counter()
-    bar = tqdm(device_batches, desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch", disable=not progress,
-               mininterval=2.0)
-    for step, rows in enumerate(bar):
-        loss, count = _batch_loss(run.model, config, train, codes, data, rows, device, dense)
+    bar = tqdm(device_batches, desc=f"tiger epoch {epoch + 1}/{train.epochs}", unit="batch",
+               disable=not (progress and parallel.primary), mininterval=2.0)
+    for step, global_rows in enumerate(bar):
+        rows, real = parallel.shard(global_rows)
+        loss, count = run.step_loss(config, train, codes, data, rows, device, dense)
+        count = count if real else count * 0  # a stand-in row: trained with weight 0
         run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * parallel.global_mean_weight(count)).backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
         run.optimizer.step()
         run.scheduler.step()
@@ -469,13 +478,14 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
         run.state.step += 1
         total_loss += loss.detach() * count
         targets += count
-        done += len(rows)
-        if progress and step % PROGRESS_EVERY == 0:
+        done += len(global_rows)
+        if progress and parallel.primary and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
                             ex_s=f"{int(targets) / (time.perf_counter() - started):,.0f}", refresh=False)
-        if deadline is not None and time.perf_counter() > deadline and done < n:
+        if deadline is not None and done < n and parallel.any(time.perf_counter() > deadline, device):
             log.info("the time budget ran out %d of %d examples into epoch %d", done, n, epoch + 1)
             break
+    total_loss, targets = parallel.sum(total_loss), parallel.sum(targets)
     return float(total_loss) / max(1, int(targets)), int(targets)
 
 
@@ -513,8 +523,10 @@ def train_tiger(
     caps it), their `valid_seen` items excluded (None: their histories); the best epoch's weights go to
     `directory/best.pt`; `train.patience` epochs without improvement end the run. A dense head reads
     `dense` (required then); each epoch is scored with its best beam weight (train.beam_weights), and the
-    best epoch's weight is `state.beam_weight`."""
-    device = default_device(train.device)
+    best epoch's weight is `state.beam_weight`. Under a process group every rank trains its shard of each
+    batch (models/distributed.py); rank 0 validates and writes the files, and its decisions are shared."""
+    parallel = DataParallel.current()
+    device = parallel.device(default_device(train.device))
     dense_on_device = _dense_on_device(config, dense, device)
     weights = train.beam_weights if dense_on_device is not None else (0.5,)
     checkpoint = directory / CHECKPOINT_FILE if directory is not None else None
@@ -537,35 +549,16 @@ def train_tiger(
         loss, trained = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, deadline,
                                          dense_on_device)
         train_seconds = time.perf_counter() - epoch_started
-        by_weight = {w: selection_score(r.items.numpy(), valid.targets) + (r.items.numpy(),)
-                     for w, r in recommend_by_weight(run.scored, codes, trie, valid, top_k=10,
-                                                     beam_width=train.beam_width, exclude_items=seen, dense=dense,
-                                                     beam_weights=weights).items()}
-        weight = max(by_weight, key=lambda w: by_weight[w][0])
-        score, gains, ranked = by_weight[weight]
-        hits, _ = per_user_gains(ranked, valid.targets, 10)
-        recall = float(hits.mean()) if len(hits) else 0.0
-        state.epoch = epoch + 1
-        state.history.append({"epoch": state.epoch, "loss": loss, "valid_recall@10": recall,
-                              "valid_recall@10_se": standard_error(hits),
-                              "valid_ndcg@10": score, "valid_ndcg@10_se": standard_error(gains),
-                              "examples_per_s": trained / train_seconds, "examples": trained,
-                              "seconds": time.perf_counter() - epoch_started})
-        log.info("epoch %d: loss %.4f, valid NDCG@10 %.4f +- %.4f, Recall@10 %.4f (%d users), %.0f examples/s",
-                 state.epoch, loss, score, standard_error(gains), recall, len(hits), trained / train_seconds)
-        if dense_on_device is not None:
-            state.history[-1]["beam_weight"] = weight
-            log.info("dense head: validation NDCG@10 by beam weight %s",
-                     {w: round(v[0], 4) for w, v in by_weight.items()})
-        if score > state.best_valid:
-            state.best_valid, state.best_epoch = score, state.epoch
-            state.beam_weight = weight if dense_on_device is not None else None
-            if directory is not None:
-                _save(directory / BEST_FILE, {"model": run.scored.state_dict()})
-        _plan_to_budget(run, train, time.perf_counter() - started, time.perf_counter() - epoch_started)
-        if checkpoint is not None:
+        if parallel.primary:
+            _validate_epoch(run, train, codes, trie, valid, seen, dense, weights, loss, trained, train_seconds,
+                            time.perf_counter() - epoch_started, directory)
+        # every rank takes rank 0's state and clock, so all plan, stop and resume alike
+        run.state = state = parallel.share(run.state)
+        elapsed, epoch_seconds = parallel.share((time.perf_counter() - started, time.perf_counter() - epoch_started))
+        _plan_to_budget(run, train, elapsed, epoch_seconds)
+        if checkpoint is not None and parallel.primary:
             _save(checkpoint, run.checkpoint())
-        if train.max_minutes is not None and time.perf_counter() - started > 60 * train.max_minutes:
+        if train.max_minutes is not None and elapsed > 60 * train.max_minutes:
             log.info("stopping after epoch %d: the %.0f-minute budget is spent", state.epoch, train.max_minutes)
             break
         if train.patience is not None and state.epoch - state.best_epoch >= train.patience:
@@ -576,11 +569,46 @@ def train_tiger(
     return run.scored, state
 
 
+def _validate_epoch(run: _Run, train: TigerTrainConfig, codes: torch.Tensor, trie: SemanticIdTrie, valid: Examples,
+                    seen: list[np.ndarray] | None, dense: DenseInputs | None, weights: Sequence[float], loss: float,
+                    trained: int, train_seconds: float, epoch_seconds: float, directory: pathlib.Path | None) -> None:
+    """Score the epoch on validation (each beam weight with a dense head), record it in the run's state and
+    keep the best epoch's weights in `directory/best.pt`."""
+    state = run.state
+    by_weight = {w: selection_score(r.items.numpy(), valid.targets) + (r.items.numpy(),)
+                 for w, r in recommend_by_weight(run.scored, codes, trie, valid, top_k=10,
+                                                 beam_width=train.beam_width, exclude_items=seen, dense=dense,
+                                                 beam_weights=weights).items()}
+    weight = max(by_weight, key=lambda w: by_weight[w][0])
+    score, gains, ranked = by_weight[weight]
+    hits, _ = per_user_gains(ranked, valid.targets, 10)
+    recall = float(hits.mean()) if len(hits) else 0.0
+    state.epoch += 1
+    state.history.append({"epoch": state.epoch, "loss": loss, "valid_recall@10": recall,
+                          "valid_recall@10_se": standard_error(hits),
+                          "valid_ndcg@10": score, "valid_ndcg@10_se": standard_error(gains),
+                          "examples_per_s": trained / train_seconds, "examples": trained,
+                          "seconds": epoch_seconds})
+    log.info("epoch %d: loss %.4f, valid NDCG@10 %.4f +- %.4f, Recall@10 %.4f (%d users), %.0f examples/s",
+             state.epoch, loss, score, standard_error(gains), recall, len(hits), trained / train_seconds)
+    with_head = dense is not None and run.model.config.dense_head
+    if with_head:
+        state.history[-1]["beam_weight"] = weight
+        log.info("dense head: validation NDCG@10 by beam weight %s", {w: round(v[0], 4) for w, v in by_weight.items()})
+    if score > state.best_valid:
+        state.best_valid, state.best_epoch = score, state.epoch
+        state.beam_weight = weight if with_head else None
+        if directory is not None:
+            _save(directory / BEST_FILE, {"model": run.scored.state_dict()})
+
+
 def refit_tiger(item_codes: np.ndarray, examples: Examples, config: TigerConfig, train: TigerTrainConfig,
                 epochs: int, path: pathlib.Path, progress: bool = True, dense: DenseInputs | None = None) -> Tiger:
     """A fresh TIGER trained for `epochs` epochs (what validation chose) on `examples` with the same schedule
-    shape and no validation, its final weights (or their average) saved to `path`: the served model."""
-    device = default_device(train.device)
+    shape and no validation, its final weights (or their average) saved to `path` (by rank 0 of a
+    distributed run): the served model."""
+    parallel = DataParallel.current()
+    device = parallel.device(default_device(train.device))
     dense_on_device = _dense_on_device(config, dense, device)
     on_device = _on_device(examples, config, train.batch_size, device)
     train = dataclasses.replace(train, epochs=max(epochs, 1), max_minutes=None)
@@ -590,7 +618,8 @@ def refit_tiger(item_codes: np.ndarray, examples: Examples, config: TigerConfig,
         loss, _ = _train_one_epoch(run, config, train, codes, on_device, device, epoch, progress, None,
                                    dense_on_device)
         log.info("TIGER refit epoch %d of %d: loss %.4f", epoch + 1, train.epochs, loss)
-    _save(path, {"model": run.scored.state_dict()})
+    if parallel.primary:
+        _save(path, {"model": run.scored.state_dict()})
     return run.scored.eval()
 
 

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from models.config import TwinConfig, TwinTrainConfig
 from models.device import default_device
+from models.distributed import DataParallel
 from models.twin import ClusterBatch, TwinRanker
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,16 @@ def train_twin(
     items: Sequence[np.ndarray], sizes: Sequence[np.ndarray], cross: Sequence[np.ndarray],
     progress: bool = True,
 ) -> tuple[TwinRanker, list[dict[str, float]]]:
+    """The ranker trained on labelled (user, target) pairs for train.epochs epochs or until the budget would
+    pass; the per-epoch history. Under a process group each rank trains its shard of every batch
+    (models/distributed.py) and rank 0's clock decides the stop."""
     from tqdm.auto import tqdm
 
-    device = default_device(train.device)
+    parallel = DataParallel.current()
+    device = parallel.device(default_device(train.device))
     torch.manual_seed(train.seed)
     model = TwinRanker(config).to(device)
+    step_loss = parallel.wrap(model, _pair_loss)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     vectors = torch.as_tensor(item_vectors, dtype=torch.float32, device=device)
     tokens = torch.as_tensor(item_tokens, device=device)
@@ -75,26 +81,34 @@ def train_twin(
     n = len(targets)
     began = time.perf_counter()
     for epoch in range(train.epochs):
-        spent = time.perf_counter() - began
+        spent = parallel.share(time.perf_counter() - began)
         if epoch and train.max_minutes is not None and spent * (epoch + 1) / epoch > 60 * train.max_minutes:
             log.info("twin: %d epoch(s) in %.0f s; another would pass the %.1f-minute budget", epoch, spent,
                      train.max_minutes)
             break
         model.train()
+        parallel.seed_dropout(train.seed, epoch)
         order = np.random.default_rng(train.seed * 1_000_003 + epoch).permutation(n)
-        total, started = 0.0, time.perf_counter()
+        total, started = torch.zeros((), device=device), time.perf_counter()
         for start in tqdm(range(0, n, train.batch_size), desc=f"twin epoch {epoch + 1}/{train.epochs}",
-                          unit="batch", disable=not progress, mininterval=2.0):
-            rows = order[start:start + train.batch_size]
+                          unit="batch", disable=not (progress and parallel.primary), mininterval=2.0):
+            rows, real = parallel.shard(order[start:start + train.batch_size])
             batch = collate(user_positions[rows], targets[rows], items, sizes, cross, device)
-            loss = F.binary_cross_entropy_with_logits(model(batch, vectors, tokens),
-                                                      torch.as_tensor(labels[rows], device=device))
+            loss = step_loss(batch, vectors, tokens, torch.as_tensor(labels[rows], device=device))
+            pairs = torch.tensor(len(rows) if real else 0, device=device)  # a stand-in row: trained with weight 0
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * parallel.global_mean_weight(pairs)).backward()
             optimizer.step()
-            total += float(loss.detach()) * len(rows)
+            total += loss.detach() * pairs
+        mean_loss = float(parallel.sum(total)) / max(1, n)
         seconds = time.perf_counter() - started
-        history.append({"epoch": epoch + 1, "loss": total / max(1, n), "pairs_per_s": n / max(seconds, 1e-9)})
-        log.info("twin epoch %d: loss %.4f (%.0f pairs/s)", epoch + 1, total / max(1, n), n / max(seconds, 1e-9))
+        history.append({"epoch": epoch + 1, "loss": mean_loss, "pairs_per_s": n / max(seconds, 1e-9)})
+        log.info("twin epoch %d: loss %.4f (%.0f pairs/s)", epoch + 1, mean_loss, n / max(seconds, 1e-9))
     model.eval()
     return model, history
+
+
+def _pair_loss(model: TwinRanker, batch: ClusterBatch, vectors: torch.Tensor, tokens: torch.Tensor,
+               labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of the batch's (user, target) pairs."""
+    return F.binary_cross_entropy_with_logits(model(batch, vectors, tokens), labels)

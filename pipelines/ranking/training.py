@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,7 @@ class TrainTwinJobConfig:
     rerank: RerankConfig = field(default_factory=RerankConfig)
     # How training cuts are clustered: the settings cluster-behaviors built gold.user_clusters with.
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    processes: int = 1  # data-parallel training processes through TorchDistributor (pipelines/training_processes.py)
 
 
 def calibrate_fusion(model, inputs: RankerInputs, examples: Examples, union: CandidateUnion, depth: int,
@@ -159,24 +161,27 @@ def training_pairs(inputs: RankerInputs, train: TwinTrainConfig, recent: int, ro
 
 def fit_ranker(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
                hard: np.ndarray | None = None, clusters: UserClusters | None = None,
-               rows: np.ndarray | None = None, cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None):
+               rows: np.ndarray | None = None, cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None,
+               processes: int = 1):
     """Train on the validation events of `rows` (default all; `hard` aligns with them) and the training cuts;
-    `clusters` overrides the inputs' (the raw-events ablation)."""
+    `clusters` overrides the inputs' (the raw-events ablation); in `processes` data-parallel processes."""
     from models.twin_training import train_twin
+    from pipelines.training_processes import in_processes
 
     rows = np.arange(len(inputs.retrieval.sequences.valid)) if rows is None else rows
     pairs, keys = training_pairs(inputs, train, model_config.recent_events, rows, hard, cuts, cut_hard, clusters)
     log.info("ranker training pairs: %d (%d positives)", len(pairs.labels), int(pairs.labels.sum()))
     config = dataclasses.replace(model_config, item_dim=inputs.vectors.shape[1],
                                  codebook_size=max(model_config.codebook_size, int(inputs.retrieval.index.codes.max()) + 1))
-    return train_twin(config, train, inputs.vectors, inputs.tokens, pairs.user_positions,
-                      pairs.items, pairs.labels, *keys.arrays())
+    return in_processes(functools.partial(train_twin, config, train, inputs.vectors, inputs.tokens,
+                                          pairs.user_positions, pairs.items, pairs.labels, *keys.arrays()),
+                        processes, train.device)
 
 
 def fit_ranker_and_fusion(inputs: RankerInputs, model_config: TwinConfig, train: TwinTrainConfig,
                           union: CandidateUnion | None, rerank: RerankConfig = RerankConfig(),
                           hard_negatives: bool = True, clusters: UserClusters | None = None,
-                          cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None):
+                          cuts: CutExamples | None = None, cut_hard: np.ndarray | None = None, processes: int = 1):
     """(model, history, fusion): the ranker trained on the training cuts and the validation users outside the
     calibration share (the union's first `rerank.hard_negative_pool` candidates as hard negatives), the
     fusion chosen and gated on the others within the union of every validation user (`union`, aligned with
@@ -190,7 +195,7 @@ def fit_ranker_and_fusion(inputs: RankerInputs, model_config: TwinConfig, train:
     train_rows = np.flatnonzero(~held)
     hard = union.items[train_rows, :rerank.hard_negative_pool] if union is not None and hard_negatives else None
     model, history = fit_ranker(inputs, model_config, train, hard, clusters, rows=train_rows, cuts=cuts,
-                                cut_hard=cut_hard if hard_negatives else None)
+                                cut_hard=cut_hard if hard_negatives else None, processes=processes)
     fusion = RANKER_ONLY
     if union is not None and held.any():
         view = inputs if clusters is None else dataclasses.replace(inputs, clusters=clusters)
@@ -221,7 +226,8 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
     cut_hard = (union_negatives_at_cuts(source, cuts, config.rerank.hard_negative_pool)
                 if cuts is not None and source is not None and config.hard_negatives else None)
     model, history, fusion = fit_ranker_and_fusion(inputs, config.model, config.train, union,
-                                                   config.rerank, config.hard_negatives, cuts=cuts, cut_hard=cut_hard)
+                                                   config.rerank, config.hard_negatives, cuts=cuts, cut_hard=cut_hard,
+                                                   processes=config.processes)
     seconds = time.perf_counter() - started
     metrics = evaluate_ranker(model, inputs, inputs.retrieval.sequences.test, config.train.negatives,
                               config.train.seed + 1)
@@ -234,7 +240,7 @@ def run_train_twin(catalog: Catalog, store: ArtifactStore, config: TrainTwinJobC
     card = {
         "config": {"model": dataclasses.asdict(model.config), "train": dataclasses.asdict(config.train)},
         "data": versions, "rqvae_version": inputs.retrieval.rqvae_version,
-        "run_date": config.run_date.isoformat(), "weights": WEIGHTS_FILE,
+        "run_date": config.run_date.isoformat(), "weights": WEIGHTS_FILE, "processes": config.processes,
         "hard_negatives_from": sorted(source.retrievers) if source is not None and config.hard_negatives else [],
         "retrievers": {} if source is None else {n: r.version for n, r in source.retrievers.items()},
         "fusion": fusion.to_card(),

@@ -90,6 +90,7 @@ class FitContext:
     version: str | None = None  # None: the retriever's default naming
     promote: bool = True  # make it the version jobs use by default (LATEST)
     refit: bool = False  # after selection, also fit serving weights on every event for the chosen epochs
+    processes: int = 1  # data-parallel training processes (pipelines/training_processes.py)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ tonight's candidates load it, evaluation and gates the held-out weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ def fit_sasrec(context: FitContext, config: SASRecConfig | None = None) -> str:
     import torch
 
     from models.sasrec import train_sasrec
+    from pipelines.training_processes import in_processes
 
     config = config or SASRecConfig()
     config = dataclasses.replace(config, seed=context.seed, device=context.device or config.device,
@@ -50,8 +52,9 @@ def fit_sasrec(context: FitContext, config: SASRecConfig | None = None) -> str:
     inputs = context.inputs
     sequences = sequences_at_width(context.catalog, inputs, config.max_length)
     started = time.perf_counter()
-    model, report = train_sasrec(sequences.train, sequences.valid, len(inputs.index.item_ids), config,
-                                 valid_seen=sequences.seen("valid"))
+    model, report = in_processes(functools.partial(
+        train_sasrec, sequences.train, sequences.valid, len(inputs.index.item_ids), config,
+        valid_seen=sequences.seen("valid")), context.processes, config.device)
     version = context.version or retrieval_version(context.run_date, inputs)
     directory = context.store.directory(MODEL, version)
     directory.mkdir(parents=True, exist_ok=True)
@@ -59,7 +62,7 @@ def fit_sasrec(context: FitContext, config: SASRecConfig | None = None) -> str:
                 "dropout": float(report["chosen"]["dropout"])}, directory / WEIGHTS_FILE)
     card: dict[str, Any] = {
         "config": dataclasses.asdict(config), "data": inputs.table_versions, "run_date": context.run_date.isoformat(),
-        "weights": WEIGHTS_FILE,
+        "weights": WEIGHTS_FILE, "processes": context.processes,
         "metrics": {"best_valid_ndcg@10": report["chosen"]["valid_ndcg@10"], "best_epoch": report["chosen"]["best_epoch"],
                     "dropout": report["chosen"]["dropout"], "train_seconds": time.perf_counter() - started},
         "candidates": report["candidates"],
@@ -79,12 +82,14 @@ def _refit(context: FitContext, config: SASRecConfig, chosen: dict, directory) -
     from models.sasrec import refit_sasrec
     from pipelines.retrieval.inputs import events_of
     from pipelines.retrieval.sequences import every_event_examples
+    from pipelines.training_processes import in_processes
 
     inputs = context.inputs
     started = time.perf_counter()
     examples = every_event_examples(events_of(context.catalog, inputs), inputs.index, config.max_length)
-    model = refit_sasrec(examples, len(inputs.index.item_ids), config, float(chosen["dropout"]),
-                         int(chosen["best_epoch"]))
+    model = in_processes(functools.partial(refit_sasrec, examples, len(inputs.index.item_ids), config,
+                                           float(chosen["dropout"]), int(chosen["best_epoch"])),
+                         context.processes, config.device)
     torch.save({"model": model.state_dict(), "item_ids": [str(i) for i in inputs.index.item_ids],
                 "dropout": float(chosen["dropout"])}, directory / SERVING_FILE)
     return {"epochs": float(chosen["best_epoch"]), "examples": float(len(examples)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import pathlib
 import time
@@ -50,6 +51,7 @@ class TrainTigerJobConfig:
     # After selection, train serving weights on every event for the chosen epochs (tonight's model sees each
     # user's latest events; evaluation and gates keep the held-out weights).
     refit: bool = False
+    processes: int = 1  # data-parallel training processes through TorchDistributor (pipelines/training_processes.py)
 
 
 def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerConfig) -> pathlib.Path | None:
@@ -70,6 +72,7 @@ def _warm_start_weights(store: ArtifactStore, rqvae_version: str, config: TigerC
 def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJobConfig,
                     inputs: RetrievalInputs | None = None, promote: bool = True) -> dict[str, object]:
     from models.tiger_training import BEST_FILE, train_tiger
+    from pipelines.training_processes import in_processes
 
     if inputs is None or inputs.sequences.train.histories.shape[1] != config.split.max_history:
         inputs = load_retrieval_inputs(catalog, config.split)
@@ -90,9 +93,10 @@ def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJo
     warm, initial_weights = (_stage_warm_start(store, inputs.rqvae_version, model_config, directory)
                              if config.warm_start else (None, None))
     started = time.perf_counter()
-    model, state = train_tiger(inputs.index.codes, data.train, data.valid, model_config, config.train,
-                               directory=directory, initial_weights=initial_weights, valid_seen=data.seen("valid"),
-                               dense=dense)
+    model, state = in_processes(functools.partial(
+        train_tiger, inputs.index.codes, data.train, data.valid, model_config, config.train, directory=directory,
+        initial_weights=initial_weights, valid_seen=data.seen("valid"), dense=dense), config.processes,
+        config.train.device)
     card = _model_card(config, model_config, inputs, model, state, time.perf_counter() - started, warm)
     if dense is not None:
         card["dense"] = {"beam_weight": state.beam_weight, "cold_items": int(len(dense.cold_items)),
@@ -109,12 +113,13 @@ def _refit(catalog: Catalog, config: TrainTigerJobConfig, model_config: TigerCon
     from models.tiger_training import refit_tiger
     from pipelines.retrieval.inputs import events_of
     from pipelines.retrieval.sequences import every_event_examples
+    from pipelines.training_processes import in_processes
 
     started = time.perf_counter()
     examples = every_event_examples(events_of(catalog, inputs), inputs.index, model_config.max_history)
     dense = dense_inputs(inputs, examples) if dense_card is not None else None
-    refit_tiger(inputs.index.codes, examples, model_config, config.train, epochs, directory / SERVING_FILE,
-                dense=dense)
+    in_processes(functools.partial(refit_tiger, inputs.index.codes, examples, model_config, config.train, epochs,
+                                   directory / SERVING_FILE, dense=dense), config.processes, config.train.device)
     if dense_card is not None:
         dense_card["trained_items"][SERVING_FILE] = _write_trained_items(directory, SERVING_FILE, inputs, examples)
     return {"epochs": float(max(epochs, 1)), "examples": float(len(examples)), "seconds": time.perf_counter() - started}
@@ -185,6 +190,7 @@ def _model_card(config: TrainTigerJobConfig, model_config: TigerConfig, inputs: 
         "rqvae_version": inputs.rqvae_version,
         "run_date": config.run_date.isoformat(),
         "device": str(default_device(config.train.device)),
+        "processes": config.processes,
         "parameters": count_parameters(model),
         "weights": BEST_FILE,
         "warm_start": str(warm) if warm else None,
@@ -201,6 +207,6 @@ def fit_tiger(context: FitContext) -> str:
     train = dataclasses.replace(preset.tiger_train, seed=context.seed, device=context.device,
                                 max_minutes=context.minutes if context.minutes is not None else preset.tiger_train.max_minutes)
     config = TrainTigerJobConfig(run_date=context.run_date, model=preset.tiger, train=train, version=context.version,
-                                 refit=context.refit)
+                                 refit=context.refit, processes=context.processes)
     return str(run_train_tiger(context.catalog, context.store, config, inputs=context.inputs,
                                promote=context.promote)["version"])

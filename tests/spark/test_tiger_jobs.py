@@ -339,3 +339,35 @@ def test_a_dense_head_tiger_trains_and_serves_its_cold_items(spark, semantic_ids
     cold = set(held_out.dense.inputs.cold_items.tolist())
     wide = held_out.top_k(test, n, inputs.sequences.seen("test"))
     assert not cold or cold <= set(wide.items.ravel().tolist())
+
+
+def test_the_trainers_run_in_two_processes_and_write_one_artifact_each(spark, semantic_ids, ranker):
+    """`train-tiger --distributed 2` as Airflow launches it (its own process hosting TorchDistributor), a
+    rerun resuming rank 0's checkpoint; SASRec and the ranker through their jobs' configs in 2 processes."""
+    import json
+    import subprocess
+
+    from tests.conftest import job_command, job_env
+
+    catalog, store = semantic_ids
+    command = job_command("train_tiger", "--size", "test", "--distributed", "2", "--version", "two", "--epochs", "1",
+                          "--lakehouse", catalog.config.root, "--artifacts", store.root, "--run-date", str(RUN),
+                          "--candidate")
+    done = subprocess.run(command, env=job_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["epochs"] == 1  # stdout holds the result alone: the ranks' logs go to stderr
+    card = store.read_card("tiger", "two")
+    assert card["processes"] == 2 and card["metrics"]["epochs"] == 1 and [e["epoch"] for e in card["history"]] == [1]
+    assert {"best.pt", "checkpoint.pt"} <= {p.name for p in store.directory("tiger", "two").iterdir()}
+    assert "rank 0" in done.stderr and "rank 1" not in done.stderr  # progress and logs from rank 0 only
+    # a rerun of the same date resumes rank 0's checkpoint, finds its epochs done, and writes the same card
+    again = subprocess.run(command, env=job_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed TIGER" in again.stderr and store.read_card("tiger", "two")["history"] == card["history"]
+
+    context = FitContext(catalog, store, load_retrieval_inputs(catalog), RUN, version="two", promote=False,
+                         processes=2)
+    fit_sasrec(context, SASREC)
+    assert store.read_card("sasrec", "two")["processes"] == 2
+    twin = run_train_twin(catalog, store, dataclasses.replace(TWIN, version="two", processes=2))
+    assert store.read_card("twin", "two")["processes"] == 2 and twin["test_auc"] > 0
