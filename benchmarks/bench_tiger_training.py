@@ -44,6 +44,12 @@ from pipelines.retrieval.sequences import ItemIndex, build_sequences
 
 def movielens_examples(levels: int, codebook: int, seed: int = 0):
     """ml-100k's training examples over a random (collision-free) semantic-ID table."""
+    index, sequences = movielens_sequences(levels, codebook, seed)
+    return index, sequences.train
+
+
+def movielens_sequences(levels: int, codebook: int, seed: int = 0):
+    """ml-100k's leave-one-out sequences over a random (collision-free) semantic-ID table."""
     ratings = pd.read_csv(DATA_DIR / "ml-100k" / "u.data", sep="\t", names=["user_id", "item_id", "rating", "ts"])
     events = pd.DataFrame({"user_id": "u" + ratings["user_id"].astype(str), "item_id": "i" + ratings["item_id"].astype(str),
                            "ts": pd.to_datetime(ratings["ts"], unit="s", utc=True)})
@@ -53,7 +59,7 @@ def movielens_examples(levels: int, codebook: int, seed: int = 0):
     codes[:, -1] = pd.DataFrame(codes[:, :-1]).groupby(list(range(levels - 1))).cumcount().to_numpy()
     table = pd.DataFrame({"item_id": items, "codes": list(codes), "semantic_id": ["-".join(map(str, c)) for c in codes]})
     index = ItemIndex.from_semantic_ids(table)
-    return index, build_sequences(events, index).train
+    return index, build_sequences(events, index)
 
 
 def previous_epoch(run, config, train: TigerTrainConfig, codes, examples: _TrainingData, device, epoch: int) -> float:

@@ -91,6 +91,20 @@ FIGURES = (
            lambda d: f"{d['unique_3code_fraction']:.4f}, {d['min_level_utilization']:.2f}"),
     Figure("scale.json", "every stage, 10^6 -> 10^7 events: time growth exponent",
            lambda d: f"{d['time_growth_exponent']:.2f}"),
+    Figure("object_store.json", "nightly flow on S3 (SeaweedFS) vs local disk: seconds, all stages ok",
+           lambda d: f"{sum(v['seconds'] for v in d['s3'].values()):.0f} vs "
+                     f"{sum(v['seconds'] for v in d['local'].values()):.0f}, ok: {d['all_ok']} "
+                     f"({d['events']:,} events)"),
+    Figure("object_store.json", "concurrent writers on S3: rows lost / duplicated / partial writes",
+           lambda d: f"{d['concurrent_writers']['rows_lost']} / {d['concurrent_writers']['duplicated_rows']} / "
+                     f"{d['concurrent_writers']['partial_writes']} ({d['concurrent_writers']['writers']} writers, "
+                     f"{d['concurrent_writers']['kills']} killed)"),
+    Figure("cluster.json", "standalone cluster + S3: the same rows as local[*], every table",
+           lambda d: f"{all(d['same_rows_as_local'].values())} ({d['executors']} executors, "
+                     f"{sum(d['stage_seconds'].values()):.0f} s, {d['events']:,} events)"),
+    Figure("distributed.json", "TIGER in 2 processes vs 1: largest loss difference, examples/s ratio",
+           lambda d: f"{d['cpu']['max_relative_loss_difference']:.1e}, {d['cpu']['examples_per_s_ratio']:.2f}x "
+                     f"({d['cpu']['backend']})"),
     Figure("pipeline.json", "the DAGs on ml-100k, seconds of task time", lambda d: f"{d['total_seconds']:.0f}",
            written_key="dags_written"),
     Figure("pipeline.json", "`make demo` after install, seconds (target <= 300)",

@@ -21,6 +21,10 @@ from pipelines.lakehouse.config import ENV_ARTIFACTS_ROOT, ENV_LAKEHOUSE_ROOT, L
 JOBS_DIR = pathlib.Path(__file__).resolve().parent
 LAKEHOUSE = os.environ.get(ENV_LAKEHOUSE_ROOT, LakehouseConfig.root)
 ARTIFACTS = os.environ.get(ENV_ARTIFACTS_ROOT, ArtifactStore.root)
+# The Airflow connection (type aws) whose credentials and endpoint the jobs use for s3:// roots; unset: the
+# workers' own AWS_* environment (or instance role) applies.
+ENV_OBJECT_STORE_CONN = "TIGERTWIN_OBJECT_STORE_CONN"
+OBJECT_STORE_CONN = os.environ.get(ENV_OBJECT_STORE_CONN)
 # The run's date: asset-triggered runs have no logical date in Airflow 3, so fall back to run_after.
 RUN_DATE = "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 
@@ -41,7 +45,25 @@ def _routing(queue: str | None) -> dict:
 
 def _env() -> dict[str, str]:
     return {"PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
-            ENV_LAKEHOUSE_ROOT: LAKEHOUSE, ENV_ARTIFACTS_ROOT: ARTIFACTS}
+            ENV_LAKEHOUSE_ROOT: LAKEHOUSE, ENV_ARTIFACTS_ROOT: ARTIFACTS, **object_store_env(OBJECT_STORE_CONN)}
+
+
+def object_store_env(conn_id: str | None) -> dict[str, str]:
+    """The AWS_* variables a job reads for s3:// roots, from the Airflow connection `conn_id` (type aws: login =
+    access key, password = secret key, extra {"endpoint_url": ..., "region_name": ...}); none without one.
+    Templates, rendered when the task runs: the secret stays in Airflow's connection store (its value is
+    masked in task logs), never in the DAG file or the scheduler's environment."""
+    if not conn_id:
+        return {}
+    conn = f"conn.get({conn_id!r})"
+    endpoint = f"{conn}.extra_dejson.get('endpoint_url', '')"
+    return {
+        "AWS_ACCESS_KEY_ID": f"{{{{ {conn}.login or '' }}}}",
+        "AWS_SECRET_ACCESS_KEY": f"{{{{ {conn}.password or '' }}}}",
+        "AWS_REGION": f"{{{{ {conn}.extra_dejson.get('region_name', 'us-east-1') }}}}",
+        "AWS_ENDPOINT_URL": f"{{{{ {endpoint} }}}}",
+        "AWS_ALLOW_HTTP": f"{{{{ 'true' if {endpoint}.startswith('http://') else 'false' }}}}",
+    }
 
 
 def spark_job(task_id: str, job: str, args: list[str], *, queue: str | None = None, **kwargs):

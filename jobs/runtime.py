@@ -134,6 +134,8 @@ def run_job(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, 
 
     The traceback is logged only under --log-level DEBUG: a user needs the message, a developer the stack.
     """
+    for name in [k for k, v in os.environ.items() if k.startswith("AWS_") and v == ""]:
+        del os.environ[name]  # an Airflow connection without an endpoint renders AWS_ENDPOINT_URL as "": unset
     try:
         return run(args)
     except (TigertwinError, FileNotFoundError) as exc:

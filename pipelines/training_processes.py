@@ -34,6 +34,13 @@ def in_processes(train: Callable[[], T], processes: int, device: str | None = No
         return train()
     import torch
     from pyspark.ml.torch.distributor import TorchDistributor
+    from pyspark.sql import SparkSession
+
+    try:
+        SparkSession.active()
+    except Exception as exc:  # pyspark raises its own error types here, by version
+        raise RuntimeError("training in several processes goes through Spark's TorchDistributor, which needs an "
+                           "active SparkSession (the train jobs start one for --distributed)") from exc
 
     from models.device import default_device
 

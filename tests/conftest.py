@@ -24,6 +24,26 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A local S3 server (SeaweedFS on 127.0.0.1:8333) with bucket `lake`; the AWS_* variables set for the
+    module that uses it, restored after; the server stopped even when a test fails."""
+    from pipelines.lakehouse.local_s3 import local_s3
+
+    with local_s3(tmp_path_factory.mktemp("s3")) as server:
+        server.create_bucket("lake")
+        saved = {k: os.environ.get(k) for k in server.env}
+        os.environ.update(server.env)
+        try:
+            yield server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 @pytest.fixture
 def catalog(tmp_path) -> Catalog:
     return Catalog(LakehouseConfig(root=str(tmp_path / "lakehouse")))

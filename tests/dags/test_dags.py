@@ -24,19 +24,20 @@ def _succeeded(result):
     return True
 
 
-def _airflow(args, tmp_path, lakehouse):
+def _airflow(args, tmp_path, lakehouse, artifacts=None, **extra_env):
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},  # object stores: through extra_env
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
         "TIGERTWIN_LAKEHOUSE_ROOT": str(lakehouse),
-        "TIGERTWIN_ARTIFACTS_ROOT": str(pathlib.Path(lakehouse).parent / "artifacts"),
+        "TIGERTWIN_ARTIFACTS_ROOT": str(artifacts or pathlib.Path(lakehouse).parent / "artifacts"),
         "PYSPARK_PYTHON": sys.executable,
         # spark-submit is installed beside this interpreter
         "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO),
+        **extra_env,
     }
     out = subprocess.run([sys.executable, str(RUNNER), *args], env=env, capture_output=True, text=True,
                          cwd=tmp_path, timeout=900)
@@ -140,6 +141,29 @@ def test_dag_test_fills_every_table_and_reruns_are_idempotent(tmp_path):
     assert _orphans(lakehouse) == set()
     assert _counts(lakehouse) == first
     assert _most_files_in_a_partition(lakehouse) == 1
+
+
+@pytest.mark.integration
+def test_the_jobs_reach_an_object_store_with_the_airflow_connections_credentials(spark, tmp_path, s3):
+    """No AWS_* in the scheduler's or the tasks' environment: the DAG renders them from the connection."""
+    from benchmarks.bench_cluster import FlowInputs
+    from pipelines.lakehouse.local_s3 import ACCESS_KEY, SECRET_KEY
+    from pipelines.lakehouse.table_io import read_table_arrow
+
+    lakehouse = "s3://lake/airflow/lakehouse"
+    catalog = Catalog(LakehouseConfig(root=lakehouse))  # this process reaches S3 with the s3 fixture's AWS_*
+    inputs = FlowInputs.synthetic(tmp_path / "raw", users=10, items=40)
+    inputs.write_embeddings(spark, catalog)  # what item_semantic_ids would have written
+    conf = json.dumps({"path": str(inputs.raw), **CONF})
+    connection = {"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY,
+                  "extra": {"endpoint_url": s3.endpoint, "region_name": "us-east-1"}}
+    result = _airflow(["test", "user_behavior_clusters", "2026-01-02", conf], tmp_path, lakehouse,
+                      artifacts="s3://lake/airflow/models", TIGERTWIN_OBJECT_STORE_CONN="tigertwin_s3",
+                      AIRFLOW_CONN_TIGERTWIN_S3=json.dumps(connection))
+    assert _succeeded(result)
+    assert SECRET_KEY not in result["log"]  # rendered into the job's environment, masked in the task logs
+    assert read_table_arrow(catalog, "silver.events")[0].num_rows == inputs.events
+    assert read_table_arrow(catalog, "gold.user_clusters")[0].num_rows > 0
 
 
 def _most_files_in_a_partition(lakehouse):

@@ -103,6 +103,9 @@ def _tabular_dataset(folder, k, n_items=20, n_events=60):
     return items, events
 
 
+# 90 s of three JVMs on two cores: `make test` proves concurrent ingest jobs with two batches
+# (test_ingest_batches.py), bench_reliability with four writers on every run of it
+@pytest.mark.slow
 def test_three_ingest_jobs_started_together_lose_nothing(spark, catalog, tmp_path):
     procs = []
     for k in range(3):

@@ -3,33 +3,14 @@ and read by Spark's executors without Hadoop's S3 connector, artifacts uploaded 
 The jobs from ingest to the evaluation with `s3://` roots run in test_cluster.py."""
 
 import datetime as dt
-import os
 
 import pyarrow as pa
 import pytest
 
 from pipelines.lakehouse.artifacts import ArtifactStore
-from pipelines.lakehouse.local_s3 import local_s3
 
 pytestmark = pytest.mark.integration
 
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A running server with bucket `lake`; the AWS_* variables set for this module, restored after."""
-    with local_s3(tmp_path_factory.mktemp("s3")) as server:
-        server.create_bucket("lake")
-        saved = {k: os.environ.get(k) for k in server.env}
-        os.environ.update(server.env)
-        try:
-            yield server
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def test_spark_writes_and_reads_a_partitioned_delta_table_on_s3(spark, s3):

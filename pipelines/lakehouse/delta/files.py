@@ -332,10 +332,11 @@ def filesystem_for(table_uri: str, storage_options: dict[str, str] | None = None
 
 def object_store_options(storage_options: dict[str, str] | None = None) -> dict[str, str]:
     """The standard AWS_* environment variables (AWS_VARIABLES), overridden by `storage_options` (keys
-    upper-cased, as delta-rs accepts either case): what both delta-rs and pyarrow are given."""
+    upper-cased, as delta-rs accepts either case): what both delta-rs and pyarrow are given. An empty
+    variable counts as unset (an Airflow connection without an endpoint renders AWS_ENDPOINT_URL as "")."""
     import os
 
-    options = {k: v for k, v in os.environ.items() if k in AWS_VARIABLES}
+    options = {k: v for k, v in os.environ.items() if k in AWS_VARIABLES and v}
     options.update({k.upper(): v for k, v in (storage_options or {}).items()})
     return options
 
