@@ -7,9 +7,9 @@ S3. Synthetic users and items (the generator bench_scale uses) go through
 every job, each its own process as Airflow runs it, on Spark local[*]:
 
   ingest -> embed-items (ALS) -> train-rqvae -> assign-semantic-ids ->
-  cluster-behaviors -> train-tiger (test preset, 1 epoch) -> generate-candidates
-  for two dates, then the first date again -> evaluate -> optimize -> vacuum
-  -> sql (DuckDB)
+  cluster-behaviors -> train-tiger (test preset, 1 epoch) -> train-popularity
+  -> train-sasrec -> train-twin -> generate-candidates for two dates, then the
+  first date again -> evaluate -> optimize -> vacuum -> sql (DuckDB)
 
 once with `--lakehouse s3://lake/... --artifacts s3://lake/...` and once
 with local paths. Per stage and backend: `ok`, wall `seconds`, and the
@@ -56,6 +56,9 @@ def stages(raw: pathlib.Path) -> list[tuple[str, list[str]]]:
         ("assign-semantic-ids", ["assign-semantic-ids", *first]),
         ("cluster-behaviors", ["cluster-behaviors", "--holdout", "valid_test", *first]),
         ("train-tiger", ["train-tiger", "--size", "test", "--epochs", "1", "--eval-users", "500", *first]),
+        ("train-popularity", ["train-popularity", *first]),
+        ("train-sasrec", ["train-sasrec", "--dropout", "0.2", "--max-epochs", "2", "--eval-users", "500", *first]),
+        ("train-twin", ["train-twin", "--epochs", "1", "--retrievers", "tiger", "--rerank-depth", "10", *first]),
         ("generate-candidates", [*candidates, *first]),
         ("generate-candidates-next-date", [*candidates, *second]),
         ("generate-candidates-rerun", [*candidates, *first]),

@@ -212,20 +212,27 @@ class ReadOnlyDuckDB:
 
 def _duckdb_with_delta() -> duckdb.DuckDBPyConnection:
     """DuckDB with the `delta` extension loaded from its PyPI wheel (no download at run time)."""
-    import pathlib
-
     import duckdb
     import duckdb_extension_delta
 
     con = duckdb.connect()
-    folder = pathlib.Path(duckdb_extension_delta.__file__).parent / "extensions"
-    extension = next(folder.glob(f"v{duckdb.__version__}/delta.duckdb_extension"), None)
-    if extension is None:
-        raise RuntimeError(f"no delta extension for DuckDB {duckdb.__version__} under {folder}; "
-                           "pin duckdb and duckdb-extension-delta to the same version")
-    con.install_extension(str(extension))
-    con.load_extension("delta")
+    _load_wheel_extension(con, duckdb_extension_delta.__file__, "delta")
     return con
+
+
+def _load_wheel_extension(con: duckdb.DuckDBPyConnection, package_file: str, name: str) -> None:
+    """Install and load extension `name` from the PyPI wheel whose `__file__` is `package_file`."""
+    import pathlib
+
+    import duckdb
+
+    folder = pathlib.Path(package_file).parent / "extensions"
+    extension = next(folder.glob(f"v{duckdb.__version__}/{name}.duckdb_extension"), None)
+    if extension is None:
+        raise RuntimeError(f"no {name} extension for DuckDB {duckdb.__version__} under {folder}; "
+                           f"pin duckdb and duckdb-extension-{name} to the same version")
+    con.install_extension(str(extension))
+    con.load_extension(name)
 
 
 def duckdb_connection(catalog: Catalog, names: set[str] | None = None,
@@ -234,6 +241,9 @@ def duckdb_connection(catalog: Catalog, names: set[str] | None = None,
     version: `versions[view]`, else the last one committed at or before `as_of`, else the current one. Only
     the views in `names` when given (a query opens only the tables it names)."""
     con = _duckdb_with_delta()
+    root = normalize_location(catalog.config.root)
+    if root.startswith("s3://"):
+        _add_s3_secret(con, catalog.storage_options or None)
     views = []
     for spec in TABLES.values():
         if names is not None and spec.view_name not in names:
@@ -247,12 +257,36 @@ def duckdb_connection(catalog: Catalog, names: set[str] | None = None,
         literal = _duckdb_location(location).replace("'", "''")
         con.execute(f"CREATE VIEW {spec.view_name} AS SELECT * FROM delta_scan('{literal}', version := {int(version)})")
         views.append(spec.view_name)
-    root = normalize_location(catalog.config.root)
     if "://" not in root:
         con.execute("SET allowed_directories = ?", [[root.rstrip("/") + "/"]])
         con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return ReadOnlyDuckDB(con, views)
+
+
+def _add_s3_secret(con: duckdb.DuckDBPyConnection, storage_options: dict[str, str] | None) -> None:
+    """DuckDB's S3 secret from the credentials and endpoint delta-rs and pyarrow use (the AWS_* variables,
+    overridden by the catalog's storage options): DuckDB reads neither the variables' endpoint nor, without a
+    secret, anything but the cloud's instance metadata."""
+    from urllib.parse import urlparse
+
+    import duckdb_extension_httpfs
+
+    from pipelines.lakehouse.delta.files import object_store_options
+
+    _load_wheel_extension(con, duckdb_extension_httpfs.__file__, "httpfs")  # S3 secrets are httpfs's
+    options = object_store_options(storage_options)
+    fields = {"KEY_ID": options.get("AWS_ACCESS_KEY_ID"), "SECRET": options.get("AWS_SECRET_ACCESS_KEY"),
+              "SESSION_TOKEN": options.get("AWS_SESSION_TOKEN"),
+              "REGION": options.get("AWS_REGION") or options.get("AWS_DEFAULT_REGION")}
+    endpoint = options.get("AWS_ENDPOINT_URL")
+    if endpoint:  # an S3-compatible server: host:port, path-style URLs, TLS as its scheme says
+        parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+        fields.update({"ENDPOINT": parsed.netloc, "URL_STYLE": "path",
+                       "USE_SSL": "true" if parsed.scheme == "https" else "false"})
+    settings = ", ".join(f"{key} {value}" if key == "USE_SSL" else f"{key} '{value.replace(chr(39), chr(39) * 2)}'"
+                         for key, value in fields.items() if value)
+    con.execute(f"CREATE SECRET tigertwin_s3 (TYPE s3{', ' if settings else ''}{settings})")
 
 
 def _pinned_version(location: str, storage_options: dict[str, str] | None, version: int | None,

@@ -31,6 +31,23 @@ def test_spark_writes_and_reads_a_partitioned_delta_table_on_s3(spark, s3):
     assert DeltaTable(uri).to_pyarrow_table().num_rows == 55
 
 
+
+def test_analyst_sql_reads_a_lakehouse_on_s3(spark, s3):
+    """`tigertwin sql` on DuckDB (its S3 secret from the AWS_* variables), as a fresh process would."""
+    from pipelines.lakehouse.catalog import SILVER_ITEMS, Catalog
+    from pipelines.lakehouse.config import LakehouseConfig
+    from pipelines.lakehouse.sql import duckdb_query
+    from pipelines.lakehouse.table_io import write_table
+
+    catalog = Catalog(LakehouseConfig(root="s3://lake/analyst/lakehouse"))
+    rows = [("i1", "Blue mug", None, ["home"], None, 3.5), ("i2", "Red mug", "acme", [], "a mug", None)]
+    write_table(spark, catalog, "silver.items", spark.createDataFrame(
+        [(*r, "hash", dt.datetime(2026, 1, 1)) for r in rows], SILVER_ITEMS.spark_schema()),
+        mode="overwrite")
+    answer = duckdb_query(catalog, "SELECT item_id, title FROM silver_items ORDER BY item_id")
+    assert answer.to_pylist() == [{"item_id": "i1", "title": "Blue mug"}, {"item_id": "i2", "title": "Red mug"}]
+
+
 def test_artifacts_round_trip_through_the_object_store(s3, tmp_path, monkeypatch):
     monkeypatch.setenv("TIGERTWIN_ARTIFACT_CACHE", str(tmp_path / "machine-a"))
     store = ArtifactStore(root="s3://lake/models")
