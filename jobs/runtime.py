@@ -83,17 +83,22 @@ def set_torch_threads(args: argparse.Namespace) -> None:
 
 def add_distributed_arg(parser: argparse.ArgumentParser) -> None:
     """--distributed N for the trainers (pipelines/training_processes.py)."""
-    parser.add_argument("--distributed", type=int, default=1, metavar="N",
+    parser.add_argument("--distributed", type=_processes, default=1, metavar="N",
                         help="train in N data-parallel processes on this machine through Spark's TorchDistributor "
                              "(DDP: gloo on CPU, NCCL with one GPU per process); rank 0 validates and writes the "
                              "checkpoints, weights and card (default 1: in this process)")
 
 
+def _processes(text: str) -> int:
+    count = int(text) if text.strip().isdigit() else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"a number of processes >= 1, not {text}")
+    return count
+
+
 @contextlib.contextmanager
 def training_processes(args: argparse.Namespace, app_name: str) -> Iterator[int]:
     """The processes --distributed asks for; above 1, a Spark session hosts TorchDistributor while the job runs."""
-    if args.distributed < 1:
-        raise ValueError(f"--distributed takes a number of processes >= 1, got {args.distributed}")
     if args.distributed == 1:
         yield 1
         return

@@ -440,6 +440,8 @@ def _batch_loss(model: Tiger, config: TigerConfig, train: TigerTrainConfig, code
 
 
 PROGRESS_EVERY = 50  # steps between progress-bar updates (each one waits for the device)
+# steps between the ranks' agreement on a passed deadline (a collective and a host sync each, so not every step)
+DEADLINE_CHECK_EVERY = 10
 
 
 def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, codes: torch.Tensor,
@@ -482,7 +484,8 @@ def _train_one_epoch(run: _Run, config: TigerConfig, train: TigerTrainConfig, co
         if progress and parallel.primary and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
                             ex_s=f"{int(targets) / (time.perf_counter() - started):,.0f}", refresh=False)
-        if deadline is not None and done < n and parallel.any(time.perf_counter() > deadline, device):
+        checked = not parallel.distributed or step % DEADLINE_CHECK_EVERY == 0
+        if deadline is not None and done < n and checked and parallel.any(time.perf_counter() > deadline, device):
             log.info("the time budget ran out %d of %d examples into epoch %d", done, n, epoch + 1)
             break
     total_loss, targets = parallel.sum(total_loss), parallel.sum(targets)

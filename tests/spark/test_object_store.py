@@ -1,6 +1,6 @@
 """The lakehouse and the model store on S3 (a local SeaweedFS server, loopback only): Delta tables written
 and read by Spark's executors without Hadoop's S3 connector, artifacts uploaded and loaded by any process.
-The jobs from ingest to the evaluation with `s3://` roots run in test_cluster.py."""
+The jobs from ingest to tonight's candidates with `s3://` roots run in test_cluster.py."""
 
 import datetime as dt
 
