@@ -66,5 +66,9 @@ class QueryError(TigertwinError, ValueError):
     """Analyst SQL that does not parse or names a column/view that does not exist."""
 
 
+class StorageAccessError(TigertwinError, OSError):
+    """A table's storage refused or could not be reached (credentials, endpoint, network)."""
+
+
 class ArtifactIntegrityError(TigertwinError, RuntimeError):
     """A model file does not match the checksum its card recorded."""

@@ -240,6 +240,8 @@ def duckdb_connection(catalog: Catalog, names: set[str] | None = None,
     """A read-only DuckDB whose views (silver_events, ...) scan the catalog's Delta tables, each pinned to one
     version: `versions[view]`, else the last one committed at or before `as_of`, else the current one. Only
     the views in `names` when given (a query opens only the tables it names)."""
+    import duckdb
+
     con = _duckdb_with_delta()
     root = normalize_location(catalog.config.root)
     if root.startswith("s3://"):
@@ -255,7 +257,11 @@ def duckdb_connection(catalog: Catalog, names: set[str] | None = None,
             continue
         # the location comes from the catalog (never from a query) and is quoted as a SQL string literal
         literal = _duckdb_location(location).replace("'", "''")
-        con.execute(f"CREATE VIEW {spec.view_name} AS SELECT * FROM delta_scan('{literal}', version := {int(version)})")
+        try:
+            con.execute(f"CREATE VIEW {spec.view_name} AS SELECT * FROM delta_scan('{literal}', version := {int(version)})")
+        except duckdb.Error as exc:  # e.g. an object store refusing DuckDB's credentials: one line naming the table
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise QueryError(f"DuckDB cannot open {spec.name} at {location}: {first}") from None
         views.append(spec.view_name)
     if "://" not in root:
         con.execute("SET allowed_directories = ?", [[root.rstrip("/") + "/"]])

@@ -32,8 +32,10 @@ def test_spark_writes_and_reads_a_partitioned_delta_table_on_s3(spark, s3):
 
 
 
-def test_analyst_sql_reads_a_lakehouse_on_s3(spark, s3):
-    """`tigertwin sql` on DuckDB (its S3 secret from the AWS_* variables), as a fresh process would."""
+def test_analyst_sql_reads_a_lakehouse_on_s3(spark, s3, monkeypatch):
+    """`tigertwin sql` on DuckDB (its S3 secret from the AWS_* variables), as a fresh process would; wrong
+    credentials are one error naming the table."""
+    from pipelines.errors import StorageAccessError
     from pipelines.lakehouse.catalog import SILVER_ITEMS, Catalog
     from pipelines.lakehouse.config import LakehouseConfig
     from pipelines.lakehouse.sql import duckdb_query
@@ -46,6 +48,9 @@ def test_analyst_sql_reads_a_lakehouse_on_s3(spark, s3):
         mode="overwrite")
     answer = duckdb_query(catalog, "SELECT item_id, title FROM silver_items ORDER BY item_id")
     assert answer.to_pylist() == [{"item_id": "i1", "title": "Blue mug"}, {"item_id": "i2", "title": "Red mug"}]
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(StorageAccessError, match=r"s3://lake/analyst/lakehouse/silver/items.*403 Forbidden"):
+        duckdb_query(catalog, "SELECT count(*) FROM silver_items")
 
 
 def test_artifacts_round_trip_through_the_object_store(s3, tmp_path, monkeypatch):

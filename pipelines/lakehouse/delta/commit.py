@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,12 @@ from deltalake.transaction import (
     create_table_with_add_actions,
 )
 
-from pipelines.errors import ConcurrentWriteError, EmptyOverwriteError, SchemaMismatchError
+from pipelines.errors import (
+    ConcurrentWriteError,
+    EmptyOverwriteError,
+    SchemaMismatchError,
+    StorageAccessError,
+)
 from pipelines.lakehouse.delta.files import DataFile, filesystem_for, partition_value_to_str
 from pipelines.lakehouse.delta.location import normalize_location
 
@@ -65,11 +71,16 @@ __all__ = [
 
 
 def open_table(uri: str, storage_options: dict[str, str] | None = None, version: int | None = None):
-    """The DeltaTable at `uri`, or None when no table exists there yet."""
+    """The DeltaTable at `uri`, or None when no table exists there yet; StorageAccessError (one line) when
+    its storage refuses or cannot be reached."""
     try:
         return DeltaTable(normalize_location(uri), version=version, storage_options=storage_options)
     except TableNotFoundError:
         return None
+    except OSError as exc:  # delta-rs's object-store errors: a chain of indented, coloured lines
+        detail = " ".join(re.sub(r"\x1b\[[0-9;]*m|↳", " ", str(exc)).split())
+        raise StorageAccessError(f"cannot read the Delta log of {uri}: {detail[:400]}; check the storage's "
+                                 "credentials and endpoint (AWS_* for s3://)") from None
 
 
 def _type_name(t: pa.DataType) -> str:
