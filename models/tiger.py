@@ -178,8 +178,11 @@ class Tiger(nn.Module):
             positions = (keep.cumsum(1) - 1).clamp(min=0)
             mask = mask & _item_causal_mask(tokens.shape[1], self.config.levels, tokens.device)
         else:
-            # counted from the end: the most recent item has the same positions whatever the history length
+            # counted from the end: the most recent item has the same positions whatever the history length;
+            # the user token keeps a full history's position, or its position (and every score of the user)
+            # would follow the longest history that shares the batch
             positions = torch.arange(tokens.shape[1] - 1, -1, -1, device=tokens.device)
+            positions[0] = self.config.max_history * self.config.levels
         x = self.embed(tokens) + self.encoder_positions(positions)
         x = self.drop(x if content is None else x + content)
         for layer in self.encoder:

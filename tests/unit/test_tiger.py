@@ -46,6 +46,24 @@ def test_beam_search_matches_brute_force_and_returns_valid_distinct_items(seed):
         assert len(set(row.tolist())) == 10 and (row >= 0).all() and (row < 40).all()
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_users_recommendations_do_not_depend_on_who_shares_the_batch(causal):
+    # a batch is trimmed to its longest history: nothing of one user may move with the others' lengths
+    torch.manual_seed(0)
+    config = TigerConfig.debug(codebook_size=4, max_history=5, causal_encoder=causal)
+    model, codes = Tiger(config).eval(), catalog()
+    rng = np.random.default_rng(0)
+    histories = np.full((8, 5), -1)
+    for row, length in enumerate(rng.integers(1, 6, size=8)):
+        histories[row, 5 - length:] = rng.integers(0, 40, size=length)
+    examples = Examples(np.array([f"u{u}" for u in range(8)], dtype=object), histories, np.zeros(8, dtype=int))
+    trie = SemanticIdTrie(codes, 4)
+    together = recommend(model, torch.as_tensor(codes), trie, examples, top_k=5, beam_width=16, batch_size=8)
+    alone = recommend(model, torch.as_tensor(codes), trie, examples, top_k=5, beam_width=16, batch_size=1)
+    assert torch.equal(together.items, alone.items)
+    torch.testing.assert_close(together.scores, alone.scores, rtol=0, atol=1e-5)
+
+
 def test_history_items_can_be_excluded():
     torch.manual_seed(0)
     codes = catalog()
