@@ -18,7 +18,11 @@ Then TIGER, TIGER with the dense head, SASRec and popularity are trained on the
 split (no withheld item in any training or validation example) and every
 method, with the content kNN baseline (items nearest the user's history in text
 embedding), is scored on the test users; `cold` counts the users whose target
-is a withheld item, `warm` the others. Writes benchmarks/results/cold_start.json.
+is a withheld item, `warm` the others. TIGER serves as the nightly job does:
+the last 10% of each list goes to cold items ranked by the decoder
+(models/cold_start.py); variants without those places, with twice the share
+and the dense head's own order are reported beside it. Writes
+benchmarks/results/cold_start.json.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import pandas as pd
 from benchmarks.bench_tiger import RUN, WORK, add_tiger_args, tiger_configs
 from benchmarks.common import RESULTS, benchmark_logging, write_results
 from benchmarks.datasets import DATA_DIR
+from models.cold_start import COLD_SHARE
 from models.config import RQVAETrainConfig, SASRecConfig
 from pipelines.evaluation.evaluate import EvaluateConfig, evaluate_methods
 from pipelines.lakehouse.artifacts import ArtifactStore
@@ -107,14 +112,20 @@ def build_lakehouse(spark, catalog: Catalog, store: ArtifactStore, files: dict[s
     return seconds
 
 
-def dense_order(catalog: Catalog, store: ArtifactStore, inputs, cold: np.ndarray, warm: np.ndarray) -> dict:
-    """tiger-dense with beam weight 0 (the dense head orders the beam's items and the cold items) on the test
-    users, cold and warm."""
+def served_as(catalog: Catalog, store: ArtifactStore, inputs, version: str, cold: np.ndarray, warm: np.ndarray,
+              dense_beam_weight: float | None = None, cold_share: float | None = None) -> dict:
+    """A TIGER `version` served with another dense beam weight or cold-item share, on the test users, cold
+    and warm."""
+    from models.cold_start import ColdItems
     from pipelines.evaluation.evaluate import method_metrics
     from pipelines.retrieval.registry import retriever_spec
 
-    retriever = retriever_spec("tiger").load(store, "tiger-dense", inputs, None, False)
-    retriever = dataclasses.replace(retriever, dense=dataclasses.replace(retriever.dense, beam_weight=0.0))
+    retriever = retriever_spec("tiger").load(store, version, inputs, None, False)
+    if dense_beam_weight is not None:
+        retriever = dataclasses.replace(retriever, dense=dataclasses.replace(retriever.dense,
+                                                                             beam_weight=dense_beam_weight))
+    if cold_share is not None and retriever.cold is not None:
+        retriever = dataclasses.replace(retriever, cold=ColdItems(retriever.cold.rows, cold_share))
     sequences = sequences_at_width(catalog, inputs, UNION_WIDTH)
     ranked = retriever.top_k(sequences.test, 10, sequences.seen("test")).items
     _, per_user = method_metrics(ranked, sequences.test.targets, 0)
@@ -196,17 +207,23 @@ def main() -> None:
         per_user = evaluation.per_user[retriever]
         methods[name] = {"cold": metrics_of(per_user, cold), "warm": metrics_of(per_user, warm)}
         print(name, methods[name])
-    # the validated beam weight favours the beam (validation holds no cold target); the dense head's own order
-    # (weight 0) shows what it does for cold items
-    methods["tiger_dense_weight_0"] = dense_order(catalog, store, inputs, cold, warm)
-    print("tiger_dense_weight_0", methods["tiger_dense_weight_0"])
+    # what the cold-item places cost warm users and give cold ones (models.cold_start): none, the default
+    # share, twice it; and the dense head's own order (beam weight 0; validation, which holds no cold target,
+    # favours the beam)
+    variants = {"tiger_no_cold_places": ("tiger", {"cold_share": 0.0}),
+                f"tiger_cold_share_{2 * COLD_SHARE:g}": ("tiger", {"cold_share": 2 * COLD_SHARE}),
+                "tiger_dense_no_cold_places": ("tiger-dense", {"cold_share": 0.0}),
+                "tiger_dense_weight_0": ("tiger-dense", {"dense_beam_weight": 0.0})}
+    for name, (version, changes) in variants.items():
+        methods[name] = served_as(catalog, store, inputs, version, cold, warm, **changes)
+        print(name, methods[name])
     dense_card = store.read_card("tiger", "tiger-dense")
     best_cold = max(("content_knn", "popularity"), key=lambda m: methods[m]["cold"]["ndcg@10"])
     write_results("cold_start", {
         "dataset": "ml-100k", "seed": args.seed, "withheld_share": args.withheld_share,
         "withheld_items": len(withheld), "items": len(inputs.index.item_ids),
         "cold_test_users": int(len(cold)), "warm_test_users": int(len(warm)),
-        "minutes_per_model": args.minutes,
+        "minutes_per_model": args.minutes, "cold_share": COLD_SHARE,
         "methods": methods,
         "tiger_beats_content_knn_and_popularity_on_cold": {
             m: bool(methods[m]["cold"]["ndcg@10"] > methods[best_cold]["cold"]["ndcg@10"]

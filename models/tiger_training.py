@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from models.beam_search import BeamResult, SemanticIdTrie, beam_search, exclusion_mask
 from models.beam_search_fast import batch_size_for, exclusion_mask_fast, fast_beam_search
+from models.cold_start import ColdItems, cold_item_scores, cold_slots, with_cold_slots
 from models.config import TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.distributed import DataParallel
@@ -151,25 +152,26 @@ def recommend(
     model: Tiger, item_codes: torch.Tensor, trie: SemanticIdTrie, sequences: Examples, top_k: int,
     beam_width: int, exclude_history: bool = True, batch_size: int | None = None, progress: bool = False,
     exclude_items: list[np.ndarray] | None = None, fast: bool = True, dense: DenseInputs | None = None,
-    beam_weight: float = 0.5,
+    beam_weight: float = 0.5, cold: ColdItems | None = None,
 ) -> BeamResult:
     """Top-k items per example by constrained beam search, batched (None: as many users as memory holds).
     With `exclude_history`, the items of `exclude_items` (per example; default: the history the model
     reads) are never returned. `fast=False` runs the reference search (same results, for checks). With a
     dense head and `dense`, the beam's items and the cold items are ordered by dense logit + `beam_weight`
-    x the beam's log-probability."""
+    x the beam's log-probability. With `cold`, the last places go to cold items (models.cold_start)."""
     return recommend_by_weight(model, item_codes, trie, sequences, top_k, beam_width, exclude_history, batch_size,
-                               progress, exclude_items, fast, dense, (beam_weight,))[beam_weight]
+                               progress, exclude_items, fast, dense, (beam_weight,), cold)[beam_weight]
 
 
 def recommend_by_weight(
     model: Tiger, item_codes: torch.Tensor, trie: SemanticIdTrie, sequences: Examples, top_k: int,
     beam_width: int, exclude_history: bool = True, batch_size: int | None = None, progress: bool = False,
     exclude_items: list[np.ndarray] | None = None, fast: bool = True, dense: DenseInputs | None = None,
-    beam_weights: Sequence[float] = (0.5,),
+    beam_weights: Sequence[float] = (0.5,), cold: ColdItems | None = None,
 ) -> dict[float, BeamResult]:
     """`recommend` for several beam weights from one beam search (validation chooses the weight); without a
-    dense head every weight gets the beam's own order."""
+    dense head every weight gets the beam's own order. `cold`: the last places of each list go to cold items
+    (models.cold_start)."""
     from tqdm.auto import tqdm
 
     model.eval()
@@ -187,6 +189,8 @@ def recommend_by_weight(
             features = on_device.features(model)  # [N, d], once per call
             items = model.item_representations(features, item_codes)
     width = max(beam_width, top_k) if use_dense else top_k  # the dense head re-orders the whole beam
+    slots = cold_slots(cold.share, top_k) if cold is not None and len(cold.rows) else 0
+    cold_rows = torch.as_tensor(cold.rows, dtype=torch.long, device=device) if slots and cold is not None else None
     found: dict[float, tuple[list[torch.Tensor], list[torch.Tensor]]] = {w: ([], []) for w in beam_weights}
     for start in tqdm(range(0, len(histories), batch_size), desc="beam search", unit="batch",
                       disable=not progress, mininterval=2.0):
@@ -201,9 +205,13 @@ def recommend_by_weight(
             encoded = model.encode(tokens, content)  # once: the beam search and the dense head both read it
             result = search(model, tokens, trie, width, beam_width, exclude=exclude, encoded=encoded)
             states = sequence_states(encoded[0], model.config.levels, False) if use_dense else None
+            cold_scores = (cold_item_scores(model, encoded[0], encoded[1], item_codes[cold_rows])
+                           if cold_rows is not None else None)
         for weight, (batch_items, batch_scores) in found.items():
             ranked = result if states is None or items is None or on_device is None else rescore_with_dense_head(
                 model, states, items, result, on_device.cold, exclude, top_k, weight, item_codes)
+            if cold_rows is not None and cold_scores is not None:
+                ranked = with_cold_slots(ranked, cold_rows, *cold_scores, exclude, top_k, slots)
             batch_items.append(ranked.items[:, :top_k].cpu())
             batch_scores.append(ranked.scores[:, :top_k].float().cpu())
     if not len(histories):

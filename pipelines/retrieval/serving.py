@@ -17,7 +17,7 @@ from pipelines.retrieval.retriever import ItemCatalog, Retrieved
 from pipelines.retrieval.sequences import ItemIndex
 
 if TYPE_CHECKING:
-    pass
+    from models.cold_start import ColdItems
 
 MODEL = "tiger"  # the artifact store's name for TIGER models
 
@@ -51,9 +51,10 @@ def load_tiger(store: ArtifactStore, version: str | None, rqvae_version: str, de
 
 def tiger_top_k(model, index: ItemIndex, examples: Examples, top_k: int, beam_width: int | None,
                 exclude_history: bool, batch_size: int | None = None, progress: bool = True, exclude_items=None,
-                fast: bool = True, dense: DenseServing | None = None):
+                fast: bool = True, dense: DenseServing | None = None, cold: ColdItems | None = None):
     """TIGER's top-k items per example (fast beam search; `fast=False`: the reference, for checks);
-    batch_size None: as many users as memory holds; `dense`: a dense head's inputs and beam weight."""
+    batch_size None: as many users as memory holds; `dense`: a dense head's inputs and beam weight; `cold`:
+    the items with an ID and no training event, and the share of each list they may take."""
     import torch
 
     from models.beam_search import SemanticIdTrie
@@ -66,7 +67,7 @@ def tiger_top_k(model, index: ItemIndex, examples: Examples, top_k: int, beam_wi
                      top_k=top_k, beam_width=beam_width or top_k, exclude_history=exclude_history,
                      batch_size=batch_size, progress=progress, exclude_items=exclude_items, fast=fast,
                      dense=None if dense is None else dense.inputs,
-                     beam_weight=0.5 if dense is None else dense.beam_weight)
+                     beam_weight=0.5 if dense is None else dense.beam_weight, cold=cold)
 
 
 @dataclass(frozen=True)
@@ -77,23 +78,35 @@ class DenseServing:
     beam_weight: float
 
 
-def dense_serving(store: ArtifactStore, version: str, card: dict, weights: str, items: ItemCatalog) -> DenseServing:
-    """The item vectors and cold items (no training example of `weights` holds them) a dense head serves."""
+def cold_item_rows(store: ArtifactStore, version: str, card: dict, weights: str, index: ItemIndex) -> np.ndarray | None:
+    """The rows of `index` (tonight's IDs) that no training example of `weights` held: cold items. None when
+    the card does not say which items trained (a model written before cards recorded them)."""
     import pyarrow.parquet as pq
 
+    recorded = card.get("trained_items") or card.get("dense", {}).get("trained_items") or {}
+    trained_file = recorded.get(weights)
+    if trained_file is None:
+        return None
+    trained = pq.read_table(store.directory(MODEL, version) / trained_file).column("item_id").to_numpy(
+        zero_copy_only=False)
+    cold = np.ones(len(index.item_ids), dtype=bool)
+    rows = index.rows(trained)
+    cold[rows[rows >= 0]] = False
+    return np.flatnonzero(cold)
+
+
+def dense_serving(store: ArtifactStore, version: str, card: dict, weights: str, items: ItemCatalog) -> DenseServing:
+    """The item vectors and cold items (no training example of `weights` holds them) a dense head serves."""
     from models.tiger import item_hashes
     from models.tiger_training import DenseInputs
 
     vectors = items.item_vectors
     if vectors is None:
         raise UpstreamTableError(f"TIGER {version} has a dense head: serving it needs gold.item_embeddings")
-    trained_file = card["dense"]["trained_items"].get(weights)
-    trained = pq.read_table(store.directory(MODEL, version) / trained_file).column("item_id").to_numpy(
-        zero_copy_only=False) if trained_file else np.zeros(0, dtype=object)
-    cold = np.ones(len(items.index.item_ids), dtype=bool)
-    rows = items.index.rows(trained)
-    cold[rows[rows >= 0]] = False
-    return DenseServing(DenseInputs(vectors, np.flatnonzero(cold), item_hashes(items.index.item_ids)),
+    cold = cold_item_rows(store, version, card, weights, items.index)
+    if cold is None:  # every item counts as cold for the head: it never saw an id embedding trained
+        cold = np.arange(len(items.index.item_ids))
+    return DenseServing(DenseInputs(vectors, cold, item_hashes(items.index.item_ids)),
                         float(card["dense"]["beam_weight"] or 0.0))
 
 
@@ -108,22 +121,24 @@ class TigerRetriever:
     batch_size: int | None = None
     name: str = MODEL
     dense: DenseServing | None = None
+    cold: ColdItems | None = None  # items with an ID and no training event, given the last places of a list
 
     def top_k(self, examples: Examples, k: int, seen: Seen | None) -> Retrieved:
         width = self.model.config.max_history
         cropped = Examples(examples.users, examples.histories[:, -width:], examples.targets)
         found = tiger_top_k(self.model, self.index, cropped, k, self.beam_width or max(k, 20), seen is not None,
                             self.batch_size,
-                            progress=False, exclude_items=seen, dense=self.dense)
+                            progress=False, exclude_items=seen, dense=self.dense, cold=self.cold)
         items = found.items.numpy()
         return Retrieved(items, np.where(items >= 0, found.scores.numpy().astype(np.float64), -np.inf))
 
 
 def load_tiger_retriever(store: ArtifactStore, version: str | None, inputs: ItemCatalog,
                          device: str | None = None, serving: bool = False) -> TigerRetriever:
+    from models.cold_start import ColdItems
+
     model, version, card = load_tiger(store, version, inputs.rqvae_version, device, serving)
-    dense = None
-    if model.config.dense_head:
-        weights = (card.get("serving_weights") if serving else None) or card["weights"]
-        dense = dense_serving(store, version, card, weights, inputs)
-    return TigerRetriever(model, version, inputs.index, dense=dense)
+    weights = (card.get("serving_weights") if serving else None) or card["weights"]
+    dense = dense_serving(store, version, card, weights, inputs) if model.config.dense_head else None
+    cold = cold_item_rows(store, version, card, weights, inputs.index)
+    return TigerRetriever(model, version, inputs.index, dense=dense, cold=None if cold is None else ColdItems(cold))

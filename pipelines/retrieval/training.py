@@ -98,18 +98,20 @@ def run_train_tiger(catalog: Catalog, store: ArtifactStore, config: TrainTigerJo
         initial_weights=initial_weights, valid_seen=data.seen("valid"), dense=dense), config.processes,
         config.train.device)
     card = _model_card(config, model_config, inputs, model, state, time.perf_counter() - started, warm)
+    # every item with an ID that no example of these weights held is a cold item at serving (models.cold_start)
+    card["trained_items"] = {BEST_FILE: _write_trained_items(directory, BEST_FILE, inputs, data.train)}
     if dense is not None:
-        card["dense"] = {"beam_weight": state.beam_weight, "cold_items": int(len(dense.cold_items)),
-                         "trained_items": {BEST_FILE: _write_trained_items(directory, BEST_FILE, inputs, data.train)}}
+        card["dense"] = {"beam_weight": state.beam_weight, "cold_items": int(len(dense.cold_items))}
     if config.refit:
         card["serving_weights"] = SERVING_FILE
-        card["refit"] = _refit(catalog, config, model_config, inputs, state.best_epoch, directory, card.get("dense"))
+        card["refit"] = _refit(catalog, config, model_config, inputs, state.best_epoch, directory,
+                               card["trained_items"], with_head=dense is not None)
     store.write_card(MODEL, version, card, promote=promote)
     return {"version": version, "directory": str(directory), **card["metrics"]}
 
 
 def _refit(catalog: Catalog, config: TrainTigerJobConfig, model_config: TigerConfig, inputs: RetrievalInputs,
-           epochs: int, directory: pathlib.Path, dense_card: dict | None) -> dict[str, float]:
+           epochs: int, directory: pathlib.Path, trained_items: dict[str, str], with_head: bool) -> dict[str, float]:
     from models.tiger_training import refit_tiger
     from pipelines.retrieval.inputs import events_of
     from pipelines.retrieval.sequences import every_event_examples
@@ -117,11 +119,10 @@ def _refit(catalog: Catalog, config: TrainTigerJobConfig, model_config: TigerCon
 
     started = time.perf_counter()
     examples = every_event_examples(events_of(catalog, inputs), inputs.index, model_config.max_history)
-    dense = dense_inputs(inputs, examples) if dense_card is not None else None
+    dense = dense_inputs(inputs, examples) if with_head else None
     in_processes(functools.partial(refit_tiger, inputs.index.codes, examples, model_config, config.train, epochs,
                                    directory / SERVING_FILE, dense=dense), config.processes, config.train.device)
-    if dense_card is not None:
-        dense_card["trained_items"][SERVING_FILE] = _write_trained_items(directory, SERVING_FILE, inputs, examples)
+    trained_items[SERVING_FILE] = _write_trained_items(directory, SERVING_FILE, inputs, examples)
     return {"epochs": float(max(epochs, 1)), "examples": float(len(examples)), "seconds": time.perf_counter() - started}
 
 
@@ -140,7 +141,7 @@ def dense_inputs(inputs: RetrievalInputs, trained_on: Examples):
 
 def _write_trained_items(directory: pathlib.Path, weights: str, inputs: RetrievalInputs, examples: Examples) -> str:
     """The item ids some training example of `weights` holds, beside them: at serving every other item with
-    an ID is a cold item, which the dense head scores from content."""
+    an ID is a cold item (models.cold_start; the dense head scores it from content)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.cold_start import ColdItems
 from models.config import (
     RQVAEConfig,
     RQVAETrainConfig,
@@ -43,7 +44,7 @@ from pipelines.retrieval.inputs import load_retrieval_inputs
 from pipelines.retrieval.popularity import fit_popularity
 from pipelines.retrieval.retriever import FitContext
 from pipelines.retrieval.sasrec import fit_sasrec
-from pipelines.retrieval.serving import load_tiger, tiger_top_k
+from pipelines.retrieval.serving import cold_item_rows, load_tiger, tiger_top_k
 from pipelines.retrieval.training import TrainTigerJobConfig, run_train_tiger
 
 pytestmark = pytest.mark.integration
@@ -223,12 +224,15 @@ def test_evaluate_scores_every_method_on_the_same_test_users(spark, semantic_ids
     assert set(report["results"]) == {"tiger", "sasrec", "popularity", "knn", "nightly"}
     assert report["versions"] == {"tiger": tiger["version"], "sasrec": sasrec,
                                   "popularity": store.latest_version("popularity"), "twin": ranker["version"]}
-    # TIGER's Recall@10 again, from its top-10 and a plain loop over the test users, the same seen set
+    # TIGER's Recall@10 again, from its top-10 and a plain loop over the test users, the same seen set and
+    # the same cold items (no training event; they take the last place) as its card records
     inputs = load_retrieval_inputs(catalog)
-    model, _, _ = load_tiger(store, tiger["version"], inputs.rqvae_version, None)
+    model, _, card = load_tiger(store, tiger["version"], inputs.rqvae_version, None)
+    cold = cold_item_rows(store, tiger["version"], card, card["weights"], inputs.index)
+    assert cold is not None and len(cold) > 0  # the synthetic catalog has items no training event reached
     test = inputs.sequences.test
     top = tiger_top_k(model, inputs.index, test, 10, 20, True, progress=False,
-                      exclude_items=inputs.sequences.seen("test")).items.numpy()
+                      exclude_items=inputs.sequences.seen("test"), cold=ColdItems(cold)).items.numpy()
     hits = [int(target in row) for row, target in zip(top.tolist(), test.targets.tolist(), strict=True)]
     # the headline counts every held-out user: those whose target has no semantic ID are misses
     all_users = len(hits) + inputs.sequences.stats["test_targets_without_semantic_id"]
