@@ -44,6 +44,54 @@ def _allowed_below(trie: SemanticIdTrie, exclude: torch.Tensor | None) -> list[t
     return [trie.open_nodes(level, ~exclude) for level in range(trie.levels)]
 
 
+class IncrementalDecoder:
+    """TIGER's decoder one level at a time over [B, rows] prefixes per user: the memory's keys and values
+    are projected once per user and layer (every row of a user attends to them as one more query), each
+    row's self-attention keys and values are cached and grown by one position per level, and only the head
+    rows of the level are scored. The fast beam search and cold-item scoring both decode with it."""
+
+    def __init__(self, model: Tiger, memory: torch.Tensor, keep: torch.Tensor):
+        self.model = model
+        self.layers = cast(list[DecoderLayer], list(model.decoder))
+        self.memory_mask = keep[:, None, None, :]  # [B, 1, 1, S]: every row sees the same memory
+        b = memory.shape[0]
+        self.cross = []  # per layer: the memory's keys and values, [B, H, S, hd] each, projected once
+        for layer in self.layers:
+            attention = layer.cross_attention
+            k, v = attention.key_value(memory).view(
+                b, memory.shape[1], 2, attention.heads, attention.head_dim).permute(2, 0, 3, 1, 4)
+            self.cross.append((k, v))
+        self.cached_keys: list[torch.Tensor | None] = [None] * len(self.layers)  # [B, rows, H, t, hd]
+        self.cached_values: list[torch.Tensor | None] = [None] * len(self.layers)
+
+    def step(self, tokens: torch.Tensor, level: int) -> torch.Tensor:
+        """tokens [B, rows] (BOS at level 0, else the code tokens of level - 1) -> log-probabilities of the
+        level's codes [B, rows, K]."""
+        b, rows = tokens.shape
+        x = self.model.embed(tokens) + self.model.decoder_positions.weight[level]  # [B, rows, d]
+        for i, layer in enumerate(self.layers):
+            x = x + _self_attention_step(layer.self_attention, layer.norms[0](x), self.cached_keys,
+                                         self.cached_values, i)
+            attention = layer.cross_attention
+            q = _heads(attention.query(layer.norms[1](x)), attention).transpose(1, 2)  # [B, H, rows, hd]
+            out = F.scaled_dot_product_attention(q, *self.cross[i], attn_mask=self.memory_mask)
+            x = x + attention.out(out.transpose(1, 2).reshape(b, rows, -1))
+            x = x + layer.feed_forward(layer.norms[2](x))
+        k_codes = self.model.config.codebook_size
+        head_rows = slice(level * k_codes, (level + 1) * k_codes)  # the head rows that score this level
+        logits = F.linear(self.model.decoder_norm(x), self.model.head.weight[head_rows],
+                          self.model.head.bias[head_rows])
+        return logits.float().log_softmax(-1)
+
+    def keep_rows(self, parents: torch.Tensor) -> None:
+        """Row j of each user continues row parents[:, j]'s prefix ([B, rows'] indices)."""
+        for cache in (self.cached_keys, self.cached_values):
+            for i, tensor in enumerate(cache):
+                assert tensor is not None
+                index = parents.view(*parents.shape, 1, 1, 1).expand(-1, -1, *tensor.shape[2:])
+                cache[i] = tensor.gather(1, index)
+
+
 @torch.inference_mode()
 def fast_beam_search(
     model: Tiger,
@@ -57,46 +105,21 @@ def fast_beam_search(
     """Top-k items per row of `encoder_tokens` [B, S]; `exclude` [B, N] bool and `encoded` as in the
     reference."""
     width = max(beam_width or top_k, top_k)
-    layers = cast(list[DecoderLayer], list(model.decoder))
     memory, keep = model.encode(encoder_tokens) if encoded is None else encoded  # [B, S, d], [B, S]
     b, device = encoder_tokens.shape[0], encoder_tokens.device
-    memory_mask = keep[:, None, None, :]  # [B, 1, 1, S]: every beam (query row) sees the same memory
-    cross = []  # per layer: the memory's keys and values, [B, H, S, hd] each, projected once
-    for layer in layers:
-        attention = layer.cross_attention
-        k, v = attention.key_value(memory).view(
-            b, memory.shape[1], 2, attention.heads, attention.head_dim).permute(2, 0, 3, 1, 4)
-        cross.append((k, v))
+    decoder = IncrementalDecoder(model, memory, keep)
     allowed = _allowed_below(trie, exclude)
-    cached_keys: list[torch.Tensor | None] = [None] * len(layers)  # [B, beams, H, t, hd]
-    cached_values: list[torch.Tensor | None] = [None] * len(layers)
     prefix = torch.zeros(b, 1, dtype=torch.long, device=device)
     scores = torch.zeros(b, 1, device=device)
     tokens = torch.full((b, 1), BOS, dtype=torch.long, device=device)
-    k_codes = trie.size
     for level in range(trie.levels):
-        beams = prefix.shape[1]
-        x = model.embed(tokens) + model.decoder_positions.weight[level]  # [B, beams, d]
-        for i, layer in enumerate(layers):
-            x = x + _self_attention_step(layer.self_attention, layer.norms[0](x), cached_keys, cached_values, i)
-            attention = layer.cross_attention
-            q = _heads(attention.query(layer.norms[1](x)), attention).transpose(1, 2)  # [B, H, beams, hd]
-            out = F.scaled_dot_product_attention(q, *cross[i], attn_mask=memory_mask)
-            x = x + attention.out(out.transpose(1, 2).reshape(b, beams, -1))
-            x = x + layer.feed_forward(layer.norms[2](x))
-        rows = slice(level * k_codes, (level + 1) * k_codes)  # the head rows that score this level
-        logits = F.linear(model.decoder_norm(x), model.head.weight[rows], model.head.bias[rows])
-        log_probs = logits.float().log_softmax(-1)  # [B, beams, K]
+        log_probs = decoder.step(tokens, level)  # [B, beams, K]
         prefix, scores, beam, code = select_beams(trie, level, prefix, scores, log_probs, width,
                                                   None if allowed is None else allowed[level])
         if level + 1 == trie.levels:
             break
         tokens = code_token(model.config, level, code)
-        for cache in (cached_keys, cached_values):  # the surviving beams keep their parents' prefixes
-            for i, tensor in enumerate(cache):
-                assert tensor is not None
-                index = beam.view(b, -1, 1, 1, 1).expand(-1, -1, *tensor.shape[2:])
-                cache[i] = tensor.gather(1, index)
+        decoder.keep_rows(beam)  # the surviving beams keep their parents' prefixes
     return BeamResult(items=prefix[:, :top_k], scores=scores[:, :top_k])
 
 

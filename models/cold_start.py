@@ -7,6 +7,9 @@ its first code, and its deeper codes (a tuple no training event held) only order
 first one. The paper's epsilon, the largest share of a list that cold items may take, is a product choice
 (how much exposure new items get), not something validation can choose: a validation split holds few or no
 new-item targets on the night items arrive. The paper's figures use 0.1.
+
+Cost: one decoder step per user gives every cold item's first code; the deeper codes are decoded only for a
+shortlist of the best (SHORTLIST), as a beam of that width would be, whatever the number of cold items.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from models.beam_search import BeamResult
-from models.tiger import Tiger
+from models.beam_search_fast import IncrementalDecoder
+from models.tiger import BOS, Tiger, code_token
 
 COLD_SHARE = 0.1
-# decoder rows (users x cold items) scored at once: bounds the memory of one chunk
-_ROWS_PER_CHUNK = 16_384
+# cold items per user whose deeper codes are decoded (the best by first code): the deeper codes only order
+# items that share a first code, so the shortlist need only hold the best first codes' items
+SHORTLIST = 32
 
 
 @dataclass(frozen=True)
@@ -40,56 +46,63 @@ def cold_slots(share: float, top_k: int) -> int:
 
 
 @torch.inference_mode()
-def cold_item_scores(model: Tiger, memory: torch.Tensor, keep: torch.Tensor,
-                     cold_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encoder memory [B, S, d] and its mask [B, S] (model.encode), cold items' codes [C, L] ->
-    (log p(first code) [B, C], log p(the deeper semantic codes | first) [B, C]), by teacher forcing. The
-    last code, which only tells colliding items apart, is left out: a new item's is arbitrary."""
+def best_cold_items(model: Tiger, memory: torch.Tensor, keep: torch.Tensor, cold_rows: torch.Tensor,
+                    cold_codes: torch.Tensor, exclude: torch.Tensor | None, count: int) -> BeamResult:
+    """Encoder memory [B, S, d] and its mask [B, S] (model.encode), cold item rows [C] and codes [C, L],
+    items never to return ([B, N] bool or None) -> each user's `count` best cold items [B, count] (-1 / -inf
+    where fewer), by the log-probability of the first code, then of the deeper semantic codes given it
+    (teacher forced). The last code, which only tells colliding items apart, is left out: a new item's is
+    arbitrary. A cold item's score is the log-probability of its semantic codes. No host sync."""
     b, c = memory.shape[0], cold_codes.shape[0]
-    semantic = cold_codes[:, :-1] if model.config.levels > 1 else cold_codes  # [C, L-1]
-    inputs = model.decoder_input(semantic[:, :-1])  # [C, L-1]: BOS + all but the last semantic code
-    first, rest = [], []
-    per_chunk = max(1, _ROWS_PER_CHUNK // max(b, 1))
-    for start in range(0, c, per_chunk):
-        codes = semantic[start:start + per_chunk]  # [c', L-1]
-        n = codes.shape[0]
-        logits = model.decode(memory.repeat_interleave(n, 0), keep.repeat_interleave(n, 0),
-                              inputs[start:start + per_chunk].repeat(b, 1)).float().log_softmax(-1)  # [B*c', L-1, K]
-        chosen = logits.gather(2, codes.repeat(b, 1)[..., None]).squeeze(-1).view(b, n, -1)  # [B, c', L-1]
-        first.append(chosen[..., 0])
-        rest.append(chosen[..., 1:].sum(-1))
-    return torch.cat(first, dim=1), torch.cat(rest, dim=1)
-
-
-@torch.inference_mode()
-def with_cold_slots(ranked: BeamResult, cold_rows: torch.Tensor, first: torch.Tensor, rest: torch.Tensor,
-                    exclude: torch.Tensor | None, top_k: int, slots: int) -> BeamResult:
-    """A ranked list [B, >= top_k - slots] whose last `slots` places go to the best cold items [C] (by first
-    code, then by the deeper codes) that are neither excluded ([B, N] bool) nor already in the kept places;
-    a cold item's score is the log-probability of its semantic codes. Fewer cold items than slots leave
-    the ranked list's own items there. On the device, no host sync. Returns [B, top_k]."""
-    keep_width = top_k - slots
-    kept_items, kept_scores = ranked.items[:, :keep_width], ranked.scores[:, :keep_width].float()
-    rows = cold_rows[None].expand(len(kept_items), -1)  # [B, C]
-    blocked = (rows[:, :, None] == kept_items[:, None, :]).any(-1)
+    missing = torch.tensor(float("-inf"), device=memory.device)
+    semantic = cold_codes[:, :-1] if model.config.levels > 1 else cold_codes  # [C, L']
+    decoder = IncrementalDecoder(model, memory, keep)
+    bos = torch.full((b, 1), BOS, dtype=torch.long, device=memory.device)
+    first = decoder.step(bos, 0)[:, 0][:, semantic[:, 0]]  # [B, C]: log p(each cold item's first code)
     if exclude is not None:
-        blocked |= exclude.gather(1, rows)
-    missing = torch.tensor(float("-inf"), device=first.device)
-    first = torch.where(blocked, missing, first)
+        first = torch.where(exclude[:, cold_rows], missing, first)
+    # the shortlist: the best first codes' items (a stable sort: ties keep catalog order)
+    width = min(c, max(SHORTLIST, count))
+    short = first.argsort(dim=1, descending=True, stable=True)[:, :width]  # [B, m] into the cold items
+    first = first.gather(1, short)
+    codes = semantic[short]  # [B, m, L']
+    decoder.keep_rows(torch.zeros_like(short))  # every shortlisted item continues the user's BOS row
+    rest = torch.zeros_like(first)
+    for level in range(1, semantic.shape[1]):
+        tokens = code_token(model.config, level - 1, codes[..., level - 1])
+        rest = rest + decoder.step(tokens, level).gather(2, codes[..., level, None]).squeeze(-1)
     # first code decides, deeper codes order within it: a stable sort by the second key, then by the first
     by_rest = rest.argsort(dim=1, descending=True, stable=True)
     order = by_rest.gather(1, first.gather(1, by_rest).argsort(dim=1, descending=True, stable=True))
-    best = order[:, :slots]  # [B, slots]
+    best = order[:, :count]
     usable = first.gather(1, best).isfinite()
-    cold_items = torch.where(usable, rows.gather(1, best), -1)
-    cold_scores = torch.where(usable, (first + rest).gather(1, best), missing)
-    # a slot no cold item can take keeps the ranked list's own item there
+    items = torch.where(usable, cold_rows[short.gather(1, best)], -1)
+    scores = torch.where(usable, (first + rest).gather(1, best), missing)
+    if items.shape[1] < count:  # fewer cold items than asked
+        items = F.pad(items, (0, count - items.shape[1]), value=-1)
+        scores = F.pad(scores, (0, count - scores.shape[1]), value=float("-inf"))
+    return BeamResult(items, scores)
+
+
+@torch.inference_mode()
+def with_cold_places(ranked: BeamResult, cold: BeamResult, top_k: int, slots: int) -> BeamResult:
+    """A ranked list [B, >= top_k - slots] whose last `slots` places go to the first cold items of `cold`
+    ([B, >= slots], best first: best_cold_items) not already in the places kept. A place no cold item can
+    take keeps the ranked list's own item, unless a cold place already holds it. Returns [B, top_k]."""
+    keep_width = top_k - slots
+    kept_items, kept_scores = ranked.items[:, :keep_width], ranked.scores[:, :keep_width].float()
+    fresh = (cold.items >= 0) & ~(cold.items[:, :, None] == kept_items[:, None, :]).any(-1)  # [B, n]
+    first_fresh = (~fresh).int().argsort(dim=1, stable=True)[:, :slots]  # fresh ones first, in order
+    usable = fresh.gather(1, first_fresh)
+    missing = torch.tensor(float("-inf"), device=cold.scores.device)
+    cold_items = torch.where(usable, cold.items.gather(1, first_fresh), -1)
+    cold_scores = torch.where(usable, cold.scores.gather(1, first_fresh).float(), missing)
     fallback_items = ranked.items[:, keep_width:top_k]
     fallback_scores = ranked.scores[:, keep_width:top_k].float()
     if fallback_items.shape[1] < slots:  # a ranked list narrower than top_k
         pad = slots - fallback_items.shape[1]
-        fallback_items = torch.nn.functional.pad(fallback_items, (0, pad), value=-1)
-        fallback_scores = torch.nn.functional.pad(fallback_scores, (0, pad), value=float("-inf"))
+        fallback_items = F.pad(fallback_items, (0, pad), value=-1)
+        fallback_scores = F.pad(fallback_scores, (0, pad), value=float("-inf"))
     taken = torch.where(usable, cold_items, -2)  # -2 matches no item, nor the -1 of an empty place
     duplicate = (fallback_items[:, :, None] == taken[:, None, :]).any(-1)
     fallback_items = torch.where(duplicate, -1, fallback_items)

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from models.beam_search import BeamResult, SemanticIdTrie, beam_search, exclusion_mask
 from models.beam_search_fast import batch_size_for, exclusion_mask_fast, fast_beam_search
-from models.cold_start import ColdItems, cold_item_scores, cold_slots, with_cold_slots
+from models.cold_start import ColdItems, best_cold_items, cold_slots, with_cold_places
 from models.config import TigerConfig, TigerTrainConfig
 from models.device import default_device
 from models.distributed import DataParallel
@@ -205,13 +205,14 @@ def recommend_by_weight(
             encoded = model.encode(tokens, content)  # once: the beam search and the dense head both read it
             result = search(model, tokens, trie, width, beam_width, exclude=exclude, encoded=encoded)
             states = sequence_states(encoded[0], model.config.levels, False) if use_dense else None
-            cold_scores = (cold_item_scores(model, encoded[0], encoded[1], item_codes[cold_rows])
-                           if cold_rows is not None else None)
+            # twice the places: a cold item the list already keeps leaves its place to the next one
+            cold_best = (best_cold_items(model, *encoded, cold_rows, item_codes[cold_rows], exclude, 2 * slots)
+                         if cold_rows is not None else None)
         for weight, (batch_items, batch_scores) in found.items():
             ranked = result if states is None or items is None or on_device is None else rescore_with_dense_head(
                 model, states, items, result, on_device.cold, exclude, top_k, weight, item_codes)
-            if cold_rows is not None and cold_scores is not None:
-                ranked = with_cold_slots(ranked, cold_rows, *cold_scores, exclude, top_k, slots)
+            if cold_best is not None:
+                ranked = with_cold_places(ranked, cold_best, top_k, slots)
             batch_items.append(ranked.items[:, :top_k].cpu())
             batch_scores.append(ranked.scores[:, :top_k].float().cpu())
     if not len(histories):
