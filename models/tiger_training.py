@@ -205,8 +205,8 @@ def recommend_by_weight(
             encoded = model.encode(tokens, content)  # once: the beam search and the dense head both read it
             result = search(model, tokens, trie, width, beam_width, exclude=exclude, encoded=encoded)
             states = sequence_states(encoded[0], model.config.levels, False) if use_dense else None
-            # twice the places: a cold item the list already keeps leaves its place to the next one
-            cold_best = (best_cold_items(model, *encoded, cold_rows, item_codes[cold_rows], exclude, 2 * slots)
+            # top_k of them: the cold places stay full even when the kept places hold some of the best
+            cold_best = (best_cold_items(model, *encoded, cold_rows, item_codes[cold_rows], exclude, top_k)
                          if cold_rows is not None else None)
         for weight, (batch_items, batch_scores) in found.items():
             ranked = result if states is None or items is None or on_device is None else rescore_with_dense_head(
