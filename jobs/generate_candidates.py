@@ -35,6 +35,13 @@ from jobs.runtime import (
 from pipelines.candidates import CandidatesConfig, run_generate_candidates
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
+    return value
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = job_parser("generate-candidates", __doc__, parser)
     parser.add_argument("--top-k", type=int, default=CandidatesConfig.top_k,
@@ -55,6 +62,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="spark: users scored in the executors; local: in this process (default %(default)s)")
     parser.add_argument("--tasks", type=int, default=None,
                         help="Spark tasks the users are spread over (default: 4 per core)")
+    parser.add_argument("--cold-share", type=_share, default=None, metavar="SHARE",
+                        help="the share of TIGER's list kept for items with a semantic ID and no training event "
+                             "(new items; 0 turns it off; default 0.1, the TIGER paper's)")
     add_common_args(parser, torch=True)
     return parser
 
@@ -69,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                               versions=pins, fallback=not args.no_fallback,  # type: ignore[arg-type]
                               exclude_history=not args.keep_history, device=args.device, rerank=not args.no_rerank,
                               final_k=args.final_k, ranker_version=args.ranker_version, engine=args.engine,
-                              tasks=args.tasks)
+                              tasks=args.tasks, cold_share=args.cold_share)
     metrics = run_generate_candidates(spark_from(args, "tigertwin-generate-candidates"), catalog_from(args),
                                       artifacts_from(args), config)
     for key, value in metrics.items():

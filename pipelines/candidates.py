@@ -62,7 +62,7 @@ from pipelines.retrieval.inputs import item_vectors_by_row
 from pipelines.retrieval.registry import DEFAULT_RETRIEVERS, retriever_spec
 from pipelines.retrieval.retriever import ServingItems
 from pipelines.retrieval.sequences import ItemIndex, serving_histories
-from pipelines.retrieval.serving import resolve_tiger
+from pipelines.retrieval.serving import TigerRetriever, resolve_tiger, with_cold_share
 from pipelines.splits import SEQUENCE_COLUMNS
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class CandidatesConfig:
     ranker_version: str | None = None  # None: the served one
     engine: Engine = "spark"
     tasks: int | None = None  # Spark tasks the users are spread over; None: 4 per core of the session
+    cold_share: float | None = None  # TIGER's places for items without events; None: models.cold_start's
 
     @property
     def run_id(self) -> str:
@@ -241,6 +242,9 @@ def load_serving_models(plan: ServingPlan, device: str | None) -> ServingModels:
     inputs = ServingItems(index, plan.rqvae_version, vectors)
     loaded = {name: retriever_spec(name).load(plan.store, version, inputs, device, True)  # refit weights
               for name, version in plan.retriever_versions}
+    tiger = loaded.get("tiger")
+    if isinstance(tiger, TigerRetriever):
+        loaded["tiger"] = with_cold_share(tiger, plan.config.cold_share)
     fallback = loaded.pop(FALLBACK, None)
     if plan.ranker_version is None:
         names = tuple(loaded)

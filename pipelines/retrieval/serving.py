@@ -133,6 +133,18 @@ class TigerRetriever:
         return Retrieved(items, np.where(items >= 0, found.scores.numpy().astype(np.float64), -np.inf))
 
 
+def with_cold_share(retriever: TigerRetriever, share: float | None) -> TigerRetriever:
+    """`retriever` with cold items taking `share` of each list (None: as loaded, models.cold_start.COLD_SHARE)."""
+    import dataclasses
+
+    from models.cold_start import ColdItems, cold_slots
+
+    if share is None or retriever.cold is None:
+        return retriever
+    cold_slots(share, 1)  # checks the share
+    return dataclasses.replace(retriever, cold=ColdItems(retriever.cold.rows, share))
+
+
 def load_tiger_retriever(store: ArtifactStore, version: str | None, inputs: ItemCatalog,
                          device: str | None = None, serving: bool = False) -> TigerRetriever:
     from models.cold_start import ColdItems

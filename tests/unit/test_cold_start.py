@@ -84,3 +84,18 @@ def test_recommend_gives_cold_items_the_last_places_and_a_zero_share_changes_not
     assert (with_cold.items[:, 8:] >= 20).all()  # ten cold items, none seen: both places are cold
     for row, history in zip(with_cold.items.tolist(), histories, strict=True):
         assert len(set(row)) == 10 and not set(row) & set(history.tolist())
+
+
+def test_the_nightly_job_sets_the_share_and_refuses_an_impossible_one():
+    from jobs.generate_candidates import build_parser
+    from pipelines.retrieval.serving import TigerRetriever, with_cold_share
+
+    assert build_parser().parse_args(["--cold-share", "0"]).cold_share == 0.0
+    assert build_parser().parse_args([]).cold_share is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--cold-share", "1.5"])
+    served = TigerRetriever(model=None, version="v", index=None, cold=ColdItems(np.arange(3)))
+    assert with_cold_share(served, None) is served
+    assert with_cold_share(served, 0.0).cold.share == 0.0
+    assert np.array_equal(with_cold_share(served, 0.3).cold.rows, np.arange(3))
+    assert with_cold_share(TigerRetriever(model=None, version="v", index=None), 0.3).cold is None
