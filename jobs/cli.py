@@ -30,11 +30,15 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # a named command imports its own module only: every module's imports together (pandas, the ingest
+    # and training code) cost about half a second, most of a quick `tigertwin sql`; `--help` lists them all
+    chosen = [argv[0]] if argv and argv[0] in COMMANDS else list(COMMANDS)
     parser = argparse.ArgumentParser(prog="tigertwin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
+    for name in chosen:
+        module = importlib.import_module(COMMANDS[name])
         summary = (module.__doc__ or "").strip().splitlines()[0]
         modules[name] = module
         module.build_parser(sub.add_parser(name, help=summary.split(": ", 1)[-1]))

@@ -123,3 +123,23 @@ def test_no_job_script_shadows_a_package():
     top_level = {p.name for p in REPO.iterdir() if (p / "__init__.py").exists()}
     scripts = {p.stem for p in (REPO / "jobs").glob("*.py")}
     assert scripts & top_level == set()
+
+
+def test_a_named_command_imports_its_own_job_only_and_help_lists_every_job():
+    import subprocess
+    import sys
+
+    from jobs.cli import COMMANDS
+
+    probe = ("import sys\nfrom jobs.cli import main\ntry:\n    main([{args}])\nexcept SystemExit:\n    pass\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('jobs.'))))")
+
+    def loaded(args: str) -> tuple[set[str], str]:
+        done = subprocess.run([sys.executable, "-c", probe.format(args=args)], capture_output=True, text=True,
+                              cwd=REPO, check=True)
+        return set(done.stdout.split()), done.stdout
+
+    jobs, _ = loaded("'sql', '--help'")
+    assert "jobs.sql" in jobs and not jobs & (set(COMMANDS.values()) - {"jobs.sql"})
+    jobs, printed = loaded("'--help'")
+    assert set(COMMANDS.values()) <= jobs and all(name in printed for name in COMMANDS)
