@@ -37,11 +37,13 @@ class ColdItems:
     rows: np.ndarray
     share: float = COLD_SHARE
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"cold-start share must be within [0, 1], got {self.share}")
+
 
 def cold_slots(share: float, top_k: int) -> int:
     """How many of a top-k list cold items may take: share x k, rounded half up (0.1 of 10 or of 5 is 1)."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"cold-start share must be within [0, 1], got {share}")
     return min(top_k, int(share * top_k + 0.5))
 
 

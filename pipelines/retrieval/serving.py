@@ -137,11 +137,10 @@ def with_cold_share(retriever: TigerRetriever, share: float | None) -> TigerRetr
     """`retriever` with cold items taking `share` of each list (None: as loaded, models.cold_start.COLD_SHARE)."""
     import dataclasses
 
-    from models.cold_start import ColdItems, cold_slots
+    from models.cold_start import ColdItems
 
     if share is None or retriever.cold is None:
         return retriever
-    cold_slots(share, 1)  # checks the share
     return dataclasses.replace(retriever, cold=ColdItems(retriever.cold.rows, share))
 
 

@@ -16,7 +16,7 @@ def test_the_share_of_a_list_rounds_half_up_and_refuses_impossible_shares():
     assert [cold_slots(0.1, k) for k in (10, 5, 4, 50)] == [1, 1, 0, 5]
     assert cold_slots(0.0, 10) == 0 and cold_slots(1.0, 3) == 3
     with pytest.raises(ValueError, match="within"):
-        cold_slots(1.5, 10)
+        ColdItems(np.arange(3), share=1.5)
 
 
 @torch.no_grad()
