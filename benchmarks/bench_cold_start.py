@@ -134,6 +134,18 @@ def served_as(catalog: Catalog, store: ArtifactStore, inputs, version: str, cold
     return {"cold": metrics_of(per_user, cold), "warm": metrics_of(per_user, warm), "users_per_s": round(users_per_s, 1)}
 
 
+def paired_on(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
+    """Mean per-user difference ours - theirs over the users `rows`, with its paired standard error."""
+    from models.metrics import standard_error
+
+    out: dict[str, float] = {}
+    for metric in ("recall@10", "ndcg@10"):
+        diff = ours[metric][rows] - theirs[metric][rows]
+        out[metric] = round(float(diff.mean()), 4) if len(rows) else 0.0
+        out[f"{metric}_se"] = round(standard_error(diff), 4)
+    return out
+
+
 def metrics_of(per_user: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, float]:
     """Recall@10 and NDCG@10 over the users `rows`, each with its standard error over those users."""
     from models.metrics import standard_error
@@ -201,12 +213,14 @@ def main() -> None:
     cold = np.flatnonzero(np.isin(test.targets, withheld_rows))
     warm = np.flatnonzero(~np.isin(test.targets, withheld_rows))
     methods = {}
+    users: dict[str, dict[str, np.ndarray]] = {}  # method -> per-user metrics, every test user
     for name, (retriever, version) in METHODS.items():
         versions = ((retriever, version or name),) if retriever != "knn" else ()
         evaluation = evaluate_methods(catalog, store, EvaluateConfig(
             run_date=RUN, retrievers=(retriever,) if retriever != "knn" else (), versions=versions,
             knn=retriever == "knn", nightly=False), inputs)
         per_user = evaluation.per_user[retriever]
+        users[name] = per_user
         methods[name] = {"cold": metrics_of(per_user, cold), "warm": metrics_of(per_user, warm)}
         print(name, methods[name])
     # what the cold-item places cost warm users and give cold ones (models.cold_start): none, the default
@@ -227,6 +241,9 @@ def main() -> None:
         "cold_test_users": int(len(cold)), "warm_test_users": int(len(warm)),
         "minutes_per_model": args.minutes, "cold_share": COLD_SHARE,
         "methods": methods,
+        # the same cold users, each scored by both methods: differences and their paired standard errors
+        "paired_on_cold": {f"{m}_minus_content_knn": paired_on(users[m], users["content_knn"], cold)
+                           for m in ("tiger", "tiger_dense")},
         "tiger_beats_content_knn_and_popularity_on_cold": {
             m: bool(methods[m]["cold"]["ndcg@10"] > methods[best_cold]["cold"]["ndcg@10"]
                     and methods[m]["cold"]["recall@10"] > max(methods[b]["cold"]["recall@10"]
